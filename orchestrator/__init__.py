@@ -1,0 +1,42 @@
+"""Durable workflows in plain async Python, with Redis as the only server."""
+
+from . import activity, workflow
+from .client import Client, WorkflowDescription, WorkflowHandle
+from .errors import (
+    ActivityError,
+    ApplicationError,
+    ConfigurationError,
+    Failure,
+    NonDeterminismError,
+    OrchestratorError,
+    RedisUnavailableError,
+    SerializationError,
+    WorkflowAlreadyStartedError,
+    WorkflowFailureError,
+    WorkflowNotFoundError,
+    WorkflowTaskError,
+)
+from .retry import RetryPolicy
+from .worker import Worker
+
+__all__ = [
+    "ActivityError",
+    "ApplicationError",
+    "Client",
+    "ConfigurationError",
+    "Failure",
+    "NonDeterminismError",
+    "OrchestratorError",
+    "RedisUnavailableError",
+    "RetryPolicy",
+    "SerializationError",
+    "Worker",
+    "WorkflowAlreadyStartedError",
+    "WorkflowDescription",
+    "WorkflowFailureError",
+    "WorkflowHandle",
+    "WorkflowNotFoundError",
+    "WorkflowTaskError",
+    "activity",
+    "workflow",
+]

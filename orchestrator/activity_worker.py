@@ -1,0 +1,257 @@
+"""Running activity tasks: start the attempt, call the function, report the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import random
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from . import activity, scripts
+from .activity import ActivityDefinition, ActivityInfo
+from .connection import with_retry
+from .converter import convert_args, dumps, failure_from_exception
+from .errors import ApplicationError, Failure
+from .keys import CONSUMER_GROUP, Keys
+from .timers import Timer
+
+logger = logging.getLogger(__name__)
+
+
+class WorkerShutdownError(Exception):
+    """The attempt was cut short because its worker shut down; it is retried elsewhere."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerContext:
+    """What every task runner of one worker shares."""
+
+    redis: Redis
+    keys: Keys
+    task_queue: str
+    identity: str
+
+    def fields(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "namespace": self.keys.namespace,
+            "task_queue": self.task_queue,
+            "worker": self.identity,
+            **extra,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """One activity attempt as read from its task stream entry."""
+
+    stream: str
+    entry_id: str
+    workflow_id: str
+    run_id: str
+    seq: int
+    task: dict[str, Any]
+
+    @classmethod
+    def parse(cls, stream: str, entry_id: str, fields: Mapping[str, str]) -> _Attempt:
+        return cls(
+            stream, entry_id, fields["w"], fields["r"], int(fields["s"]), orjson.loads(fields["t"])
+        )
+
+    @property
+    def timer(self) -> Timer:
+        return Timer(
+            "stc",
+            self.workflow_id,
+            self.run_id,
+            self.seq,
+            self.entry_id,
+            self.task["tq"],
+            self.task["wtq"],
+        )
+
+    def keys(self, keys: Keys) -> list[str]:
+        """Activity hash, run hash, history, workflow task stream, timers."""
+        wid, rid = self.workflow_id, self.run_id
+        return [
+            keys.activity(wid, rid, self.seq),
+            keys.run(wid, rid),
+            keys.history(wid, rid),
+            keys.workflow_tasks_for(self.task["wtq"], wid),
+            keys.timers_for(wid),
+        ]
+
+
+class ActivityRunner:
+    """Executes the activity tasks a worker pulls; sync functions run in a thread pool."""
+
+    def __init__(
+        self,
+        ctx: WorkerContext,
+        activities: Mapping[str, ActivityDefinition],
+        max_threads: int,
+    ) -> None:
+        self.ctx = ctx
+        self.activities = dict(activities)
+        self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="activity")
+        self.shutting_down = False
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def handle(self, stream: str, entry_id: str, fields: Mapping[str, str]) -> None:
+        attempt = _Attempt.parse(stream, entry_id, fields)
+        started = await self._start(attempt)
+        if started is None:
+            return
+        info = self._info(attempt, *started)
+        log_fields = self.ctx.fields(
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            activity_type=info.activity_type,
+            seq=info.seq,
+            attempt=info.attempt,
+        )
+        logger.info("activity started", extra={"fields": log_fields})
+        began = time.perf_counter()
+        try:
+            result_json = dumps(await self._invoke(attempt, info))
+        except asyncio.CancelledError:
+            if not self.shutting_down:
+                raise
+            failure = failure_from_exception(
+                WorkerShutdownError("worker shut down before the activity finished"), info.attempt
+            )
+            await self._report_failure(attempt, failure, log_fields)
+            raise
+        except Exception as exc:  # any failure of user code is reported, never raised
+            await self._report_failure(
+                attempt, failure_from_exception(exc, info.attempt), log_fields
+            )
+            return
+        await self._report_success(attempt, result_json, time.perf_counter() - began, log_fields)
+
+    async def _start(self, attempt: _Attempt) -> tuple[int, int, int] | None:
+        keys = self.ctx.keys
+        wid = attempt.workflow_id
+        reply = await with_retry(
+            lambda: scripts.ACTIVITY_START(
+                self.ctx.redis,
+                [
+                    keys.activity(wid, attempt.run_id, attempt.seq),
+                    keys.run(wid, attempt.run_id),
+                    keys.history(wid, attempt.run_id),
+                    attempt.stream,
+                    keys.timers_for(wid),
+                ],
+                [
+                    attempt.entry_id,
+                    CONSUMER_GROUP,
+                    self.ctx.identity,
+                    attempt.task["stc_ms"],
+                    attempt.timer.member(),
+                ],
+            )
+        )
+        if reply[0] != "OK":
+            logger.debug("activity task %s is stale; dropped", attempt.entry_id)
+            return None
+        return int(reply[1]), int(reply[2]), int(reply[3])
+
+    def _info(
+        self, attempt: _Attempt, number: int, started_ms: int, scheduled_ms: int
+    ) -> ActivityInfo:
+        task = attempt.task
+        return ActivityInfo(
+            activity_type=task["type"],
+            namespace=self.ctx.keys.namespace,
+            task_queue=task["tq"],
+            workflow_id=attempt.workflow_id,
+            run_id=attempt.run_id,
+            workflow_type=task.get("wtype", ""),
+            seq=attempt.seq,
+            attempt=number,
+            scheduled_time_ms=scheduled_ms,
+            started_time_ms=started_ms,
+            start_to_close_timeout=task["stc_ms"] / 1000,
+        )
+
+    async def _invoke(self, attempt: _Attempt, info: ActivityInfo) -> Any:
+        definition = self.activities.get(info.activity_type)
+        if definition is None:
+            raise ApplicationError(
+                f"activity type {info.activity_type!r} is not registered on worker "
+                f"{self.ctx.identity} (registered: {sorted(self.activities)})",
+                type="ActivityNotRegistered",
+            )
+        args = convert_args(attempt.task.get("input") or [], definition.arg_types)
+        activity._set_info(info)
+        if definition.is_async:
+            call = definition.fn(*args)
+        else:
+            context = contextvars.copy_context()
+            call = asyncio.get_running_loop().run_in_executor(
+                self._pool, context.run, definition.fn, *args
+            )
+        try:
+            return await asyncio.wait_for(call, info.start_to_close_timeout)
+        except TimeoutError:
+            raise TimeoutError("activity attempt exceeded its start-to-close timeout") from None
+
+    async def _report_success(
+        self, attempt: _Attempt, result_json: bytes, seconds: float, log_fields: dict[str, Any]
+    ) -> None:
+        reply = await with_retry(
+            lambda: scripts.ACTIVITY_COMPLETE(
+                self.ctx.redis, attempt.keys(self.ctx.keys), [attempt.entry_id, result_json]
+            )
+        )
+        if reply[0] == "OK":
+            logger.info(
+                "activity completed in %.1f ms", seconds * 1000, extra={"fields": log_fields}
+            )
+        else:
+            logger.warning(
+                "activity result refused: the attempt is no longer current",
+                extra={"fields": log_fields},
+            )
+
+    async def _report_failure(
+        self, attempt: _Attempt, failure: Failure, log_fields: dict[str, Any]
+    ) -> None:
+        reply = await with_retry(
+            lambda: scripts.ACTIVITY_FAIL(
+                self.ctx.redis,
+                attempt.keys(self.ctx.keys),
+                [
+                    attempt.entry_id,
+                    dumps(failure.to_dict()),
+                    failure.type,
+                    "1" if failure.non_retryable else "0",
+                    random.random(),
+                    attempt.timer.retry().member(),
+                ],
+            )
+        )
+        reason = f"{failure.type}: {failure.message}"
+        if reply[0] == "RETRY":
+            logger.info(
+                "activity failed (%s); retry in %.2f s",
+                reason,
+                int(reply[1]) / 1000,
+                extra={"fields": log_fields},
+            )
+        elif reply[0] == "FAILED":
+            logger.info("activity failed for good (%s)", reason, extra={"fields": log_fields})
+        else:
+            logger.warning(
+                "activity failure refused: the attempt is no longer current",
+                extra={"fields": log_fields},
+            )

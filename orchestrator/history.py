@@ -1,0 +1,60 @@
+"""Event types of a workflow run's history, and how to read them.
+
+Each event is a JSON object ``{"id", "type", "ts", "attrs"}`` stored in the
+run's history stream under the stream id ``0-<id>``; ``ts`` is the server's
+time in milliseconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+WORKFLOW_EXECUTION_STARTED = "WorkflowExecutionStarted"
+WORKFLOW_EXECUTION_COMPLETED = "WorkflowExecutionCompleted"
+WORKFLOW_EXECUTION_FAILED = "WorkflowExecutionFailed"
+WORKFLOW_TASK_STARTED = "WorkflowTaskStarted"
+WORKFLOW_TASK_COMPLETED = "WorkflowTaskCompleted"
+WORKFLOW_TASK_FAILED = "WorkflowTaskFailed"
+WORKFLOW_TASK_TIMED_OUT = "WorkflowTaskTimedOut"
+ACTIVITY_TASK_SCHEDULED = "ActivityTaskScheduled"
+ACTIVITY_TASK_STARTED = "ActivityTaskStarted"
+ACTIVITY_TASK_ATTEMPT_FAILED = "ActivityTaskAttemptFailed"
+ACTIVITY_TASK_COMPLETED = "ActivityTaskCompleted"
+ACTIVITY_TASK_FAILED = "ActivityTaskFailed"
+ACTIVITY_TASK_TIMED_OUT = "ActivityTaskTimedOut"
+
+# Written by a workflow task completion from the commands the code issued;
+# replay must reproduce exactly these, in order.
+COMMAND_EVENTS = frozenset(
+    {ACTIVITY_TASK_SCHEDULED, WORKFLOW_EXECUTION_COMPLETED, WORKFLOW_EXECUTION_FAILED}
+)
+# Delivered to the workflow code as input at its next activation.
+INPUT_EVENTS = frozenset(
+    {
+        WORKFLOW_EXECUTION_STARTED,
+        ACTIVITY_TASK_COMPLETED,
+        ACTIVITY_TASK_FAILED,
+        ACTIVITY_TASK_TIMED_OUT,
+    }
+)
+CLOSE_EVENTS = {
+    WORKFLOW_EXECUTION_COMPLETED: "COMPLETED",
+    WORKFLOW_EXECUTION_FAILED: "FAILED",
+}
+
+Event = dict[str, Any]
+
+
+def parse_events(raw: list[str | bytes]) -> list[Event]:
+    return [orjson.loads(item) for item in raw]
+
+
+def from_stream(entries: list[tuple[Any, dict[Any, Any]]]) -> list[Event]:
+    """Events from an XRANGE/XREAD reply on a history stream."""
+    out = []
+    for _entry_id, fields in entries:
+        body = fields.get("event") if "event" in fields else fields.get(b"event")
+        out.append(orjson.loads(body))
+    return out

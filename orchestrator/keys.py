@@ -1,0 +1,75 @@
+"""Every Redis key name the orchestrator uses, built in this one module.
+
+Layout (``ns`` is the namespace, ``{s}`` the hash tag of a shard):
+
+    ns:meta                        hash    namespace settings (shard count)
+    ns:{s}:wf:<workflow id>        hash    pointer to the workflow's current run
+    ns:{s}:run:<run id>            hash    state of one run
+    ns:{s}:run:<run id>:history    stream  the run's events, ids 0-1, 0-2, ...
+    ns:{s}:run:<run id>:act:<seq>  hash    state of one scheduled activity
+    ns:{s}:q:<task queue>:wf       stream  workflow tasks of a task queue
+    ns:{s}:q:<task queue>:act      stream  activity tasks of a task queue
+    ns:{s}:timers                  zset    due times: retries, timeouts
+
+A workflow lives on one shard, chosen by hashing its id. Everything a state
+transition touches (the run, its history, its activities, the task streams it
+feeds and the due-time set) shares the shard's hash tag, so each transition is
+one Lua script on one slot and the layout runs unchanged on Redis Cluster.
+A worker reads the streams of its task queue on every shard.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+CONSUMER_GROUP = "workers"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key builder for one namespace."""
+
+    namespace: str = "default"
+    shards: int = 1
+
+    def shard_of(self, workflow_id: str) -> int:
+        if self.shards == 1:
+            return 0
+        return zlib.crc32(workflow_id.encode()) % self.shards
+
+    def _base(self, shard: int) -> str:
+        return f"{self.namespace}:{{{shard}}}"
+
+    def meta(self) -> str:
+        return f"{self.namespace}:meta"
+
+    def workflow(self, workflow_id: str) -> str:
+        return f"{self._base(self.shard_of(workflow_id))}:wf:{workflow_id}"
+
+    def run(self, workflow_id: str, run_id: str) -> str:
+        return f"{self._base(self.shard_of(workflow_id))}:run:{run_id}"
+
+    def history(self, workflow_id: str, run_id: str) -> str:
+        return f"{self.run(workflow_id, run_id)}:history"
+
+    def activity(self, workflow_id: str, run_id: str, seq: int) -> str:
+        return f"{self.run(workflow_id, run_id)}:act:{seq}"
+
+    def workflow_tasks(self, task_queue: str, shard: int) -> str:
+        return f"{self._base(shard)}:q:{task_queue}:wf"
+
+    def activity_tasks(self, task_queue: str, shard: int) -> str:
+        return f"{self._base(shard)}:q:{task_queue}:act"
+
+    def timers(self, shard: int) -> str:
+        return f"{self._base(shard)}:timers"
+
+    def workflow_tasks_for(self, task_queue: str, workflow_id: str) -> str:
+        return self.workflow_tasks(task_queue, self.shard_of(workflow_id))
+
+    def activity_tasks_for(self, task_queue: str, workflow_id: str) -> str:
+        return self.activity_tasks(task_queue, self.shard_of(workflow_id))
+
+    def timers_for(self, workflow_id: str) -> str:
+        return self.timers(self.shard_of(workflow_id))

@@ -1,0 +1,287 @@
+"""Deterministic execution of workflow code from its history.
+
+A :class:`WorkflowInstance` holds one run's workflow code, suspended between
+activations. It is fed history events in order; each completed workflow task in
+the history is one activation: the input events that existed when that task
+started are delivered (resolving the futures the code awaits), the code runs
+until every coroutine is blocked, and the commands it issued are matched
+against the command events the task recorded. The last, live activation's
+commands are returned to be recorded. A worker may keep an instance between
+tasks and feed it only the new events; replay and live execution are the same
+code path, so a cached instance and a rebuilt one cannot drift apart.
+
+Workflow code runs on :class:`_WorkflowLoop`, an asyncio event loop with no
+I/O and no clock of its own: time stands still during an activation at the
+time the workflow task started, and ``asyncio.gather`` and tasks work as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.events
+import logging
+import random
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from . import history
+from .commands import (
+    ActivityOptions,
+    Command,
+    CompleteWorkflow,
+    FailWorkflow,
+    ScheduleActivity,
+    describe_event,
+)
+from .converter import convert_args, dumps, failure_from_exception, to_type
+from .errors import (
+    ActivityError,
+    Failure,
+    NonDeterminismError,
+    OrchestratorError,
+    WorkflowTaskError,
+)
+
+if TYPE_CHECKING:
+    from .workflow import WorkflowDefinition, WorkflowInfo
+
+logger = logging.getLogger(__name__)
+
+
+class ActivityHandle(asyncio.Future[Any]):
+    """A scheduled activity: await it (alone or with ``asyncio.gather``) for its result."""
+
+    seq: int
+    activity_type: str
+
+
+class _WorkflowLoop(asyncio.AbstractEventLoop):
+    """An event loop that only runs ready callbacks, never blocks and never reads a clock."""
+
+    def __init__(self, instance: WorkflowInstance) -> None:
+        self.instance = instance
+        self._ready: deque[asyncio.Handle] = deque()
+
+    def call_soon(
+        self, callback: Callable[..., object], *args: Any, context: Any = None
+    ) -> asyncio.Handle:
+        handle = asyncio.Handle(callback, args, self, context)
+        self._ready.append(handle)
+        return handle
+
+    def call_later(
+        self, delay: float, callback: Callable[..., object], *args: Any, context: Any = None
+    ) -> asyncio.TimerHandle:
+        raise WorkflowTaskError(
+            "asyncio.sleep and asyncio timeouts cannot be used in workflow code: "
+            "they would not survive a worker restart; await activities instead"
+        )
+
+    def call_at(
+        self, when: float, callback: Callable[..., object], *args: Any, context: Any = None
+    ) -> asyncio.TimerHandle:
+        return self.call_later(0, callback, *args, context=context)
+
+    def create_future(self) -> asyncio.Future[Any]:
+        return asyncio.Future(loop=self)
+
+    def create_task(
+        self, coro: Coroutine[Any, Any, Any], *, name: str | None = None, context: Any = None
+    ) -> asyncio.Task[Any]:
+        return asyncio.Task(coro, loop=self, name=name, context=context)
+
+    def time(self) -> float:
+        return self.instance.now_ms / 1000
+
+    def get_debug(self) -> bool:
+        return False
+
+    def is_running(self) -> bool:
+        return True
+
+    def is_closed(self) -> bool:
+        return False
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        logger.debug("unhandled error in workflow code: %s", context.get("message"))
+
+    def run_until_blocked(self) -> None:
+        """Run ready callbacks until none is left: every coroutine then awaits an event."""
+        outer = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(self)
+        try:
+            while self._ready:
+                handle = self._ready.popleft()
+                if not handle.cancelled():
+                    handle._run()
+        finally:
+            asyncio.events._set_running_loop(outer)
+
+
+class WorkflowInstance:
+    """One workflow run's code and state, advanced by feeding it history events."""
+
+    def __init__(self, definition: WorkflowDefinition, info: WorkflowInfo) -> None:
+        self.definition = definition
+        self.info = info
+        self.loop = _WorkflowLoop(self)
+        self.random = random.Random(info.run_id)
+        self.now_ms = 0
+        self.replaying = True
+        self.last_event_id = 0
+        self._next_seq = 1
+        self._pending: dict[int, tuple[ActivityHandle, Any]] = {}
+        self._commands: list[Command] = []
+        self._unmatched: deque[Command] = deque()
+        self._inputs: list[history.Event] = []
+        self._mark: int | None = None
+        self._mark_ts = 0
+        self._ran_ahead: list[Command] | None = None
+        self._main: asyncio.Task[Any] | None = None
+        self._closed = False
+
+    # -- feeding history ---------------------------------------------------------
+
+    def apply(self, events: list[history.Event]) -> list[Command]:
+        """Replay ``events`` (which end with the live task's start) and run the live activation.
+
+        Returns the commands to record. Raises :class:`NonDeterminismError` when the
+        code no longer issues what the history recorded.
+        """
+        for event in events:
+            self._on_event(event)
+        if self._mark is None:
+            raise WorkflowTaskError("history does not end with a started workflow task")
+        self._check_all_matched(None)
+        return self._activate(live=True)
+
+    def replay(self, events: list[history.Event]) -> None:
+        """Replay a whole history (no live activation), checking it against the code."""
+        for event in events:
+            self._on_event(event)
+        self._check_all_matched(None)
+
+    def _on_event(self, event: history.Event) -> None:
+        if event["id"] != self.last_event_id + 1:
+            raise WorkflowTaskError(
+                f"history gap: expected event {self.last_event_id + 1}, got {event['id']}"
+            )
+        self.last_event_id = event["id"]
+        kind = event["type"]
+        if kind in history.COMMAND_EVENTS:
+            self._match(event)
+            return
+        self._check_all_matched(event)
+        if kind == history.WORKFLOW_TASK_STARTED:
+            self._mark, self._mark_ts = len(self._inputs), event["ts"]
+        elif kind == history.WORKFLOW_TASK_COMPLETED:
+            self._on_task_completed()
+        elif kind in (history.WORKFLOW_TASK_FAILED, history.WORKFLOW_TASK_TIMED_OUT):
+            self._mark = None
+        elif kind in history.INPUT_EVENTS:
+            self._inputs.append(event)
+
+    def _on_task_completed(self) -> None:
+        if self._ran_ahead is not None:
+            # This worker ran the activation live; its commands are recorded next.
+            self._unmatched, self._ran_ahead = deque(self._ran_ahead), None
+        elif self._mark is None:
+            raise WorkflowTaskError("history has a completed workflow task that never started")
+        else:
+            self._unmatched = deque(self._activate(live=False))
+
+    def _match(self, event: history.Event) -> None:
+        if not self._unmatched:
+            raise NonDeterminismError(
+                f"{self._where()}: history event {event['id']} is {describe_event(event)}, "
+                "but the workflow code no longer issues it"
+            )
+        command = self._unmatched.popleft()
+        if not command.matches(event):
+            raise NonDeterminismError(
+                f"{self._where()}: history event {event['id']} is {describe_event(event)}, "
+                f"but the workflow code issued {command.describe()}"
+            )
+
+    def _check_all_matched(self, next_event: history.Event | None) -> None:
+        if self._unmatched:
+            command = self._unmatched[0]
+            after = f"event {next_event['id']} ({next_event['type']})" if next_event else "its end"
+            raise NonDeterminismError(
+                f"{self._where()}: the workflow code issued {command.describe()}, "
+                f"but history has {after} there instead"
+            )
+
+    def _where(self) -> str:
+        return f"workflow {self.info.workflow_type!r} (id {self.info.workflow_id!r})"
+
+    # -- one activation ------------------------------------------------------------
+
+    def _activate(self, *, live: bool) -> list[Command]:
+        assert self._mark is not None
+        inputs, self._inputs = self._inputs[: self._mark], self._inputs[self._mark :]
+        self._mark = None
+        self.now_ms, self.replaying = self._mark_ts, not live
+        for event in inputs:
+            self._deliver(event)
+        self.loop.run_until_blocked()
+        self._finish_if_done()
+        commands, self._commands = self._commands, []
+        if live:
+            self._ran_ahead = commands
+        return commands
+
+    def _deliver(self, event: history.Event) -> None:
+        kind, attrs = event["type"], event["attrs"]
+        if kind == history.WORKFLOW_EXECUTION_STARTED:
+            args = convert_args(attrs.get("input") or [], self.definition.arg_types)
+            self._main = self.loop.create_task(self.definition.fn(*args))
+            return
+        seq = attrs["seq"]
+        try:
+            handle, result_type = self._pending.pop(seq)
+        except KeyError:
+            raise NonDeterminismError(
+                f"{self._where()}: history resolves activity seq {seq}, "
+                "which the workflow code did not schedule"
+            ) from None
+        if handle.done():
+            return
+        if kind == history.ACTIVITY_TASK_COMPLETED:
+            handle.set_result(to_type(attrs.get("result"), result_type))
+        else:
+            failure = Failure.from_dict(attrs.get("failure") or {})
+            handle.set_exception(ActivityError(handle.activity_type, seq, failure))
+
+    def _finish_if_done(self) -> None:
+        main = self._main
+        if self._closed or main is None or not main.done():
+            return
+        self._closed = True
+        exc = main.exception()
+        if isinstance(exc, WorkflowTaskError | NonDeterminismError):
+            raise exc
+        if exc is None:
+            try:
+                self._commands.append(CompleteWorkflow(dumps(main.result())))
+                return
+            except OrchestratorError as err:
+                exc = err
+        self._commands.append(FailWorkflow(failure_from_exception(exc)))
+
+    # -- called by workflow code (through orchestrator.workflow) ----------------------
+
+    def start_activity(
+        self, activity_type: str, args: list[Any], options: ActivityOptions, result_type: Any
+    ) -> ActivityHandle:
+        seq, self._next_seq = self._next_seq, self._next_seq + 1
+        handle = ActivityHandle(loop=self.loop)
+        handle.seq, handle.activity_type = seq, activity_type
+        self._pending[seq] = (handle, result_type)
+        self._commands.append(ScheduleActivity(seq, activity_type, dumps(args), options))
+        return handle
+
+    @property
+    def closed(self) -> bool:
+        return self._closed

@@ -1,0 +1,37 @@
+-- Start an activity attempt taken from the queue.
+--
+-- KEYS[1] activity hash
+-- KEYS[2] run hash
+-- KEYS[3] history stream
+-- KEYS[4] activity task stream the entry was read from
+-- KEYS[5] due-time set (timers) of the shard
+-- ARGV[1] stream entry id of the task (the attempt's identity)
+-- ARGV[2] consumer group
+-- ARGV[3] worker id
+-- ARGV[4] start-to-close timeout ms
+-- ARGV[5] timer member that fires the start-to-close timeout
+--
+-- Returns {'OK', attempt, start time ms, scheduled time ms}
+--      or {'STALE'} when the attempt is no longer current (timed out, cancelled,
+--         run closed); either way the stream entry is acknowledged and deleted.
+--!include lib/common.lua
+
+redis.call('XACK', KEYS[4], ARGV[2], ARGV[1])
+redis.call('XDEL', KEYS[4], ARGV[1])
+
+local act = redis.call('HMGET', KEYS[1], 'status', 'entry', 'attempt', 'seq', 'scheduled_at')
+if act[1] ~= 'scheduled' or act[2] ~= ARGV[1] then
+  return {'STALE'}
+end
+if redis.call('HGET', KEYS[2], 'status') ~= 'RUNNING' then
+  return {'STALE'}
+end
+
+local now = now_ms()
+redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', now, 'worker', ARGV[3],
+  'stc_timer', ARGV[5])
+redis.call('ZADD', KEYS[5], now + tonumber(ARGV[4]), ARGV[5])
+append_event(KEYS[2], KEYS[3], 'ActivityTaskStarted',
+  '{"seq":' .. act[4] .. ',"attempt":' .. act[3] .. ',"worker":' .. cjson.encode(ARGV[3]) .. '}',
+  now)
+return {'OK', tonumber(act[3]), now, tonumber(act[5])}

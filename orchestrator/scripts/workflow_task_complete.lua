@@ -1,0 +1,86 @@
+-- Complete a running workflow task and apply the commands the workflow code issued.
+--
+-- KEYS[1] run hash
+-- KEYS[2] history stream
+-- KEYS[3] workflow task stream of the run's task queue
+-- KEYS[4] due-time set (timers) of the shard
+-- KEYS[5] workflow pointer hash
+-- KEYS[6...] two per 'activity' command: activity hash, activity task stream
+-- ARGV[1] stream entry id of the task (must be the current workflow task)
+-- ARGV[2] worker id
+-- ARGV[3...] commands, each a type followed by its arguments:
+--   'activity', seq, task JSON, retry policy JSON, schedule-to-close ms (0: none),
+--               schedule-to-close timer member, ActivityTaskScheduled attrs JSON
+--   'complete', WorkflowExecutionCompleted attrs JSON, result JSON
+--   'fail',     WorkflowExecutionFailed attrs JSON, failure JSON
+--
+-- Returns {'OK', 1 if the run closed else 0}
+--      or {'STALE'} when this task is no longer current: nothing is changed.
+--!include lib/common.lua
+
+local run, history, wft_stream, timers = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local state = redis.call('HMGET', run, 'status', 'wft', 'wft_entry', 'workflow_id', 'run_id')
+if state[1] ~= 'RUNNING' or state[2] ~= 'running' or state[3] ~= ARGV[1] then
+  return {'STALE'}
+end
+local workflow_id, run_id = state[4], state[5]
+
+-- Validate every command before the first write: a script that errors half-way
+-- would leave its earlier writes in place.
+local sizes = {activity = 7, complete = 3, fail = 3}
+local j = 3
+while j <= #ARGV do
+  local size = sizes[ARGV[j]]
+  if not size then
+    return redis.error_reply('ERR unknown workflow command ' .. tostring(ARGV[j]))
+  end
+  j = j + size
+end
+
+local now = now_ms()
+clear_timer(run, 'wft_timer', timers)
+append_event(run, history, 'WorkflowTaskCompleted', cjson.encode({worker = ARGV[2]}), now)
+
+local function close_run(status, event_type, attrs, field, value)
+  append_event(run, history, event_type, attrs, now)
+  redis.call('HSET', run, 'status', status, 'closed_at', now, field, value,
+    'wft', '', 'wft_pending', '', 'wft_timer', '')
+  redis.call('HSET', KEYS[5], 'status', status)
+end
+
+local i, k, closed = 3, 6, false
+while i <= #ARGV do
+  local kind = ARGV[i]
+  if kind == 'activity' then
+    local act, stream, seq = KEYS[k], KEYS[k + 1], ARGV[i + 1]
+    local s2c_ms, s2c_timer = tonumber(ARGV[i + 4]), ''
+    local entry = redis.call('XADD', stream, '*',
+      'w', workflow_id, 'r', run_id, 's', seq, 'a', 1, 't', ARGV[i + 2])
+    if s2c_ms > 0 then
+      s2c_timer = ARGV[i + 5]
+      redis.call('ZADD', timers, now + s2c_ms, s2c_timer)
+    end
+    redis.call('HSET', act, 'w', workflow_id, 'r', run_id, 'seq', seq, 'attempt', 1,
+      'status', 'scheduled', 'entry', entry, 'task', ARGV[i + 2], 'retry', ARGV[i + 3],
+      'scheduled_at', now, 'deadline', s2c_ms > 0 and now + s2c_ms or 0,
+      's2c_timer', s2c_timer)
+    append_event(run, history, 'ActivityTaskScheduled', ARGV[i + 6], now)
+    i, k = i + 7, k + 2
+  elseif kind == 'complete' then
+    close_run('COMPLETED', 'WorkflowExecutionCompleted', ARGV[i + 1], 'result', ARGV[i + 2])
+    closed, i = true, i + 3
+  else -- 'fail'
+    close_run('FAILED', 'WorkflowExecutionFailed', ARGV[i + 1], 'failure', ARGV[i + 2])
+    closed, i = true, i + 3
+  end
+end
+
+if not closed then
+  if redis.call('HGET', run, 'wft_pending') == '1' then
+    dispatch_workflow_task(run, wft_stream, workflow_id, run_id)
+  else
+    redis.call('HSET', run, 'wft', '', 'wft_timer', '')
+  end
+  redis.call('HSET', run, 'wft_attempt', 1)
+end
+return {'OK', closed and 1 or 0}

@@ -1,0 +1,361 @@
+"""The worker: pulls workflow and activity tasks of one task queue and runs them.
+
+Workers are stateless and share nothing but Redis: any number may serve a task
+queue, and any may die at any moment. What a dead worker held is recovered by
+the timeouts recorded in Redis (a started task) or by reclaiming stream entries
+it read but never started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import redis.exceptions
+
+from . import scripts
+from .activity import ActivityDefinition
+from .activity_worker import ActivityRunner, WorkerContext
+from .client import Client, check_name
+from .connection import with_retry
+from .errors import ConfigurationError
+from .keys import CONSUMER_GROUP
+from .timers import Timer
+from .workflow import WorkflowDefinition
+from .workflow_worker import WorkflowTaskRunner
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[str, str, Mapping[str, str]], Awaitable[None]]
+TIMER_BATCH = 200
+
+
+class _Slots:
+    """Free execution slots of one kind of task; pollers read no more than are free."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.free = total
+        self._freed = asyncio.Event()
+
+    async def wait_free(self) -> int:
+        while self.free <= 0:
+            self._freed.clear()
+            await self._freed.wait()
+        return self.free
+
+    def take(self) -> None:
+        self.free -= 1
+
+    def release(self) -> None:
+        self.free += 1
+        self._freed.set()
+
+
+def _as_activities(
+    activities: Iterable[Callable[..., Any]] | Mapping[str, Callable[..., Any]],
+) -> dict[str, ActivityDefinition]:
+    if isinstance(activities, Mapping):
+        defs = [ActivityDefinition.of(fn, name) for name, fn in activities.items()]
+    else:
+        defs = [ActivityDefinition.of(fn) for fn in activities]
+    return _unique(defs, "activity")
+
+
+def _as_workflows(workflows: Iterable[Callable[..., Any]]) -> dict[str, WorkflowDefinition]:
+    return _unique([WorkflowDefinition.of(fn) for fn in workflows], "workflow")
+
+
+def _unique(defs: list[Any], what: str) -> dict[str, Any]:
+    by_name: dict[str, Any] = {}
+    for definition in defs:
+        if definition.name in by_name:
+            raise ConfigurationError(f"two {what}s are registered as {definition.name!r}")
+        by_name[definition.name] = definition
+    return by_name
+
+
+class Worker:
+    """Runs the workflows and activities registered with it, for one task queue.
+
+    ``max_concurrent_activities`` and ``max_concurrent_workflow_tasks`` bound
+    how many tasks of each kind run at once. On SIGTERM or SIGINT (or
+    :meth:`shutdown`) the worker stops pulling, lets running tasks finish for up
+    to ``graceful_shutdown_timeout`` seconds, then reports the unfinished
+    activity attempts as failed so that they are retried at once elsewhere.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        task_queue: str,
+        workflows: Iterable[Callable[..., Any]] = (),
+        activities: Iterable[Callable[..., Any]] | Mapping[str, Callable[..., Any]] = (),
+        max_concurrent_activities: int = 100,
+        max_concurrent_workflow_tasks: int = 100,
+        graceful_shutdown_timeout: float = 30.0,
+        workflow_task_timeout: float = 10.0,
+        max_cached_workflows: int = 1000,
+        reclaim_idle: float = 30.0,
+        poll_block: float = 1.0,
+        identity: str | None = None,
+    ) -> None:
+        check_name(task_queue, "task queue")
+        if max_concurrent_activities < 1 or max_concurrent_workflow_tasks < 1:
+            raise ConfigurationError("concurrency limits must be at least 1")
+        workflow_defs, activity_defs = _as_workflows(workflows), _as_activities(activities)
+        if not workflow_defs and not activity_defs:
+            raise ConfigurationError("a worker needs at least one workflow or activity")
+        self.client = client
+        self.task_queue = task_queue
+        self.identity = identity or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.ctx = WorkerContext(client.redis, client.keys, task_queue, self.identity)
+        self.graceful_shutdown_timeout = graceful_shutdown_timeout
+        self.reclaim_idle = reclaim_idle
+        self.poll_block = poll_block
+        self._workflows = WorkflowTaskRunner(
+            self.ctx, workflow_defs, workflow_task_timeout, max_cached_workflows
+        )
+        self._activities = ActivityRunner(self.ctx, activity_defs, max_concurrent_activities)
+        self._wft_slots = _Slots(max_concurrent_workflow_tasks)
+        self._act_slots = _Slots(max_concurrent_activities)
+        self._stop = asyncio.Event()
+        self._timers_wake = asyncio.Event()
+        self._inflight: dict[asyncio.Task[None], str] = {}
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Ask the worker to stop: it drains in-flight tasks, then :meth:`run` returns."""
+        if not self._stop.is_set():
+            logger.info("worker shutting down", extra={"fields": self.ctx.fields()})
+        self._stop.set()
+
+    async def run(self, *, handle_signals: bool = True) -> None:
+        """Run until :meth:`shutdown` (or SIGTERM/SIGINT when ``handle_signals``)."""
+        await with_retry(self._prepare)
+        if handle_signals:
+            self._install_signal_handlers()
+        loops = [asyncio.create_task(coro) for coro in self._loops()]
+        logger.info(
+            "worker started: workflows %s, activities %s",
+            sorted(self._workflows.workflows),
+            sorted(self._activities.activities),
+            extra={"fields": self.ctx.fields()},
+        )
+        try:
+            await self._stop.wait()
+        finally:
+            await self._drain(loops)
+
+    def _loops(self) -> list[Awaitable[None]]:
+        loops: list[Awaitable[None]] = [self._fire_timers(), self._reclaim()]
+        if self._workflows.workflows:
+            loops.append(self._poll(self._wft_streams(), self._wft_slots, self._workflows.handle))
+        if self._activities.activities:
+            loops.append(self._poll(self._act_streams(), self._act_slots, self._run_activity))
+        return loops
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.shutdown)
+
+    async def _prepare(self) -> None:
+        await scripts.load_all(self.client.redis)
+        await self._ensure_groups()
+
+    async def _ensure_groups(self) -> None:
+        for stream in self._wft_streams() + self._act_streams():
+            try:
+                await self.client.redis.xgroup_create(stream, CONSUMER_GROUP, id="0", mkstream=True)
+            except redis.exceptions.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def _drain(self, loops: list[asyncio.Task[None]]) -> None:
+        # Pollers notice the stop within one blocking read; the rest wait for them.
+        await asyncio.wait(loops, timeout=self.poll_block + 2)
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        if self._inflight:
+            logger.info(
+                "waiting up to %.0f s for %d task(s) in flight",
+                self.graceful_shutdown_timeout,
+                len(self._inflight),
+                extra={"fields": self.ctx.fields()},
+            )
+            _, pending = await asyncio.wait(self._inflight, timeout=self.graceful_shutdown_timeout)
+            self._activities.shutting_down = True
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        self._activities.close()
+        logger.info("worker stopped", extra={"fields": self.ctx.fields()})
+
+    # -- pulling tasks -------------------------------------------------------------
+
+    def _wft_streams(self) -> list[str]:
+        k = self.client.keys
+        return [k.workflow_tasks(self.task_queue, s) for s in range(k.shards)]
+
+    def _act_streams(self) -> list[str]:
+        k = self.client.keys
+        return [k.activity_tasks(self.task_queue, s) for s in range(k.shards)]
+
+    async def _poll(self, streams: list[str], slots: _Slots, handler: Handler) -> None:
+        """Read as many tasks as there are free slots, with a blocking XREADGROUP."""
+        offsets = dict.fromkeys(streams, ">")
+        while not self._stop.is_set():
+            free = await slots.wait_free()
+            count = max(1, free // len(streams))
+            reply = await with_retry(
+                lambda count=count: self._read(offsets, count), give_up_after=float("inf")
+            )
+            for stream, entries in reply or []:
+                for entry_id, fields in entries:
+                    self._spawn(handler, slots, stream, entry_id, fields)
+
+    async def _read(self, offsets: dict[str, str], count: int) -> Any:
+        try:
+            return await self.client.redis.xreadgroup(
+                CONSUMER_GROUP,
+                self.identity,
+                offsets,
+                count=count,
+                block=int(self.poll_block * 1000),
+            )
+        except redis.exceptions.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # Redis lost the stream (restart without persistence): recreate and go on.
+            await self._ensure_groups()
+            return None
+
+    def _spawn(
+        self, handler: Handler, slots: _Slots, stream: str, entry_id: str, fields: Mapping[str, str]
+    ) -> None:
+        slots.take()
+        task = asyncio.create_task(handler(stream, entry_id, fields))
+        self._inflight[task] = entry_id
+        task.add_done_callback(lambda t: self._finished(t, slots))
+
+    def _finished(self, task: asyncio.Task[None], slots: _Slots) -> None:
+        self._inflight.pop(task, None)
+        slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "task %s crashed",
+                task.get_name(),
+                exc_info=task.exception(),
+                extra={"fields": self.ctx.fields()},
+            )
+
+    async def _run_activity(self, stream: str, entry_id: str, fields: Mapping[str, str]) -> None:
+        await self._activities.handle(stream, entry_id, fields)
+        # A failed attempt may have scheduled a retry: look at the due-time set now.
+        self._timers_wake.set()
+
+    # -- timers and reclaiming ---------------------------------------------------------
+
+    async def _fire_timers(self) -> None:
+        """Fire due timers (retries, timeouts) of every shard; any worker may do this."""
+        while not self._stop.is_set():
+            pause = 1.0
+            for shard in range(self.client.keys.shards):
+                pause = min(
+                    pause,
+                    await with_retry(
+                        lambda shard=shard: self._fire_shard_timers(shard),
+                        give_up_after=float("inf"),
+                    ),
+                )
+            self._timers_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._timers_wake.wait(), timeout=max(pause, 0.005))
+
+    async def _fire_shard_timers(self, shard: int) -> float:
+        """Fire one batch of due timers; return the seconds until the next one (at most 1)."""
+        redis_ = self.client.redis
+        reply = await scripts.TIMERS_DUE(redis_, [self.client.keys.timers(shard)], [TIMER_BATCH])
+        now, next_due, members = int(reply[0]), int(reply[1]), reply[2:]
+        if members:
+            timers = [Timer.parse(m) for m in members]
+            results = await scripts.run_pipeline(
+                redis_, [t.fire_call(self.client.keys) for t in timers]
+            )
+            for timer, result in zip(timers, results, strict=True):
+                self._log_timer(timer, result)
+            if len(members) == TIMER_BATCH:
+                return 0.0
+        return 1.0 if next_due < 0 else min(1.0, max(0.0, (next_due - now) / 1000))
+
+    def _log_timer(self, timer: Timer, result: Any) -> None:
+        if isinstance(result, Exception):
+            logger.error("firing timer %s failed: %s", timer.kind, result)
+            return
+        outcome = result[0]
+        if outcome in ("GONE", "STALE"):
+            return
+        fields = self.ctx.fields(
+            workflow_id=timer.workflow_id, run_id=timer.run_id, seq=timer.seq or None
+        )
+        messages = {
+            ("stc", "RETRY"): "activity attempt timed out (start-to-close); retry scheduled",
+            ("stc", "TIMED_OUT"): "activity timed out for good (start-to-close)",
+            ("s2c", "TIMED_OUT"): "activity timed out (schedule-to-close)",
+            ("retry", "DISPATCHED"): "activity retry dispatched",
+            ("wft_timeout", "OK"): "workflow task timed out; dispatched again",
+            ("wft_retry", "OK"): "workflow task retry dispatched",
+        }
+        if outcome in ("DISPATCHED", "OK"):
+            fields["attempt"] = result[1]
+        logger.info(
+            messages.get((timer.kind, outcome), f"timer {timer.kind}: {outcome}"),
+            extra={"fields": fields},
+        )
+
+    async def _reclaim(self) -> None:
+        """Take over stream entries read by a worker that died before starting them."""
+        sources = []
+        if self._workflows.workflows:
+            sources += [(s, self._wft_slots, self._workflows.handle) for s in self._wft_streams()]
+        if self._activities.activities:
+            sources += [(s, self._act_slots, self._run_activity) for s in self._act_streams()]
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=self.reclaim_idle / 2)
+            for stream, slots, handler in sources:
+                if self._stop.is_set() or slots.free <= 0:
+                    continue
+                await with_retry(
+                    lambda s=stream, sl=slots, h=handler: self._reclaim_stream(s, sl, h)
+                )
+
+    async def _reclaim_stream(self, stream: str, slots: _Slots, handler: Handler) -> None:
+        reply = await self.client.redis.xautoclaim(
+            stream,
+            CONSUMER_GROUP,
+            self.identity,
+            min_idle_time=int(self.reclaim_idle * 1000),
+            start_id="0-0",
+            count=slots.free,
+        )
+        for entry_id, fields in reply[1]:
+            if fields:
+                logger.info(
+                    "reclaimed task %s from a silent worker",
+                    entry_id,
+                    extra={"fields": self.ctx.fields()},
+                )
+                self._spawn(handler, slots, stream, entry_id, fields)

@@ -1,0 +1,208 @@
+"""Workflows: ``async def`` code that orchestrates activities, durably.
+
+Workflow code must be deterministic: given the same history it must issue the
+same commands. Use this module's :func:`now`, :func:`random` and :func:`uuid4`
+instead of the clock and ``random``; do I/O only in activities.
+
+    @workflow.defn(name="Greeting")
+    async def greeting(name: str) -> str:
+        return await workflow.execute_activity(
+            say_hello, name, start_to_close_timeout=timedelta(seconds=10)
+        )
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random as _random
+import uuid
+from collections.abc import Callable, Coroutine, MutableMapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from .activity import ActivityDefinition
+from .commands import ActivityOptions
+from .converter import param_types
+from .errors import ConfigurationError
+from .retry import RetryPolicy, to_seconds
+
+if TYPE_CHECKING:
+    from .runtime import ActivityHandle, WorkflowInstance
+
+F = TypeVar("F", bound=Callable[..., Coroutine[Any, Any, Any]])
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowDefinition:
+    name: str
+    fn: Callable[..., Coroutine[Any, Any, Any]]
+    arg_types: list[Any]
+    result_type: Any
+
+    @classmethod
+    def of(cls, fn: Callable[..., Any], name: str | None = None) -> WorkflowDefinition:
+        existing = getattr(fn, "__workflow_definition__", None)
+        if isinstance(existing, WorkflowDefinition) and name in (None, existing.name):
+            return existing
+        if not asyncio.iscoroutinefunction(fn):
+            raise ConfigurationError(f"workflow {fn!r} must be an async def function")
+        arg_types, result_type = param_types(fn)
+        return cls(name or fn.__name__, fn, arg_types, result_type)
+
+
+@overload
+def defn(fn: F) -> F: ...
+@overload
+def defn(*, name: str | None = None) -> Callable[[F], F]: ...
+
+
+def defn(fn: F | None = None, *, name: str | None = None) -> F | Callable[[F], F]:
+    """Mark an ``async def`` function as a workflow, registered under ``name``."""
+
+    def mark(f: F) -> F:
+        f.__workflow_definition__ = WorkflowDefinition.of(f, name)  # type: ignore[attr-defined]
+        return f
+
+    return mark(fn) if fn is not None else mark
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowInfo:
+    """The running workflow's identity; read it with :func:`info`."""
+
+    namespace: str
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    task_queue: str
+
+
+def _instance() -> WorkflowInstance:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    instance = getattr(loop, "instance", None)
+    if instance is None:
+        raise ConfigurationError("this function can only be called from workflow code")
+    return instance
+
+
+def info() -> WorkflowInfo:
+    return _instance().info
+
+
+def now() -> datetime:
+    """The workflow's current time: when its current workflow task started (UTC)."""
+    return datetime.fromtimestamp(_instance().now_ms / 1000, tz=UTC)
+
+
+def random() -> _random.Random:
+    """A random generator seeded by the run, so replay draws the same numbers."""
+    return _instance().random
+
+
+def uuid4() -> uuid.UUID:
+    """A random UUID that replay reproduces."""
+    return uuid.UUID(int=_instance().random.getrandbits(128), version=4)
+
+
+def is_replaying() -> bool:
+    return _instance().replaying
+
+
+def start_activity(
+    activity: Callable[..., Any] | str,
+    *args: Any,
+    task_queue: str | None = None,
+    start_to_close_timeout: timedelta | float | None = None,
+    schedule_to_close_timeout: timedelta | float | None = None,
+    retry_policy: RetryPolicy | None = None,
+    result_type: Any = None,
+) -> ActivityHandle:
+    """Schedule an activity and return its handle at once; await it for the result.
+
+    At least one of the two timeouts is required. ``start_to_close_timeout``
+    bounds one attempt and defaults to ``schedule_to_close_timeout``, which
+    bounds all attempts together. ``task_queue`` defaults to the workflow's.
+    """
+    instance = _instance()
+    if isinstance(activity, str):
+        name = activity
+    else:
+        definition = ActivityDefinition.of(activity)
+        name = definition.name
+        result_type = result_type if result_type is not None else definition.result_type
+    options = _activity_options(
+        instance, task_queue, start_to_close_timeout, schedule_to_close_timeout, retry_policy
+    )
+    return instance.start_activity(name, list(args), options, result_type)
+
+
+async def execute_activity(
+    activity: Callable[..., Any] | str,
+    *args: Any,
+    task_queue: str | None = None,
+    start_to_close_timeout: timedelta | float | None = None,
+    schedule_to_close_timeout: timedelta | float | None = None,
+    retry_policy: RetryPolicy | None = None,
+    result_type: Any = None,
+) -> Any:
+    """Run an activity and wait for its result (see :func:`start_activity`)."""
+    return await start_activity(
+        activity,
+        *args,
+        task_queue=task_queue,
+        start_to_close_timeout=start_to_close_timeout,
+        schedule_to_close_timeout=schedule_to_close_timeout,
+        retry_policy=retry_policy,
+        result_type=result_type,
+    )
+
+
+def _activity_options(
+    instance: WorkflowInstance,
+    task_queue: str | None,
+    start_to_close: timedelta | float | None,
+    schedule_to_close: timedelta | float | None,
+    retry_policy: RetryPolicy | None,
+) -> ActivityOptions:
+    stc = to_seconds(start_to_close, "start_to_close_timeout")
+    s2c = to_seconds(schedule_to_close, "schedule_to_close_timeout")
+    if not stc and not s2c:
+        raise ConfigurationError(
+            "an activity needs start_to_close_timeout or schedule_to_close_timeout"
+        )
+    if task_queue is not None and not task_queue:
+        raise ConfigurationError("task_queue must not be empty")
+    return ActivityOptions(
+        task_queue=task_queue or instance.info.task_queue,
+        start_to_close_ms=int((stc or s2c or 0) * 1000),
+        schedule_to_close_ms=int((s2c or 0) * 1000),
+        retry_policy=retry_policy or RetryPolicy(),
+    )
+
+
+class _ReplaySafeLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Logs from workflow code, silent while replaying so each line appears once."""
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        try:
+            instance = _instance()
+        except ConfigurationError:
+            instance = None
+        if instance is not None and instance.replaying:
+            return
+        super().log(level, msg, *args, **kwargs)
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
+        try:
+            i = _instance().info
+        except ConfigurationError:
+            return msg, kwargs
+        return f"{msg} [workflow_id={i.workflow_id} run_id={i.run_id}]", kwargs
+
+
+logger = _ReplaySafeLogger(logging.getLogger("orchestrator.workflow.user"), {})

@@ -1,0 +1,256 @@
+"""Running workflow tasks: fetch new history, advance the code, record its commands."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from . import history, scripts
+from .activity_worker import WorkerContext
+from .commands import Command, CompleteWorkflow, FailWorkflow, ScheduleActivity
+from .connection import with_retry
+from .converter import dumps, failure_from_exception
+from .errors import WorkflowTaskError
+from .keys import CONSUMER_GROUP
+from .runtime import WorkflowInstance
+from .timers import Timer
+from .workflow import WorkflowDefinition, WorkflowInfo
+
+logger = logging.getLogger(__name__)
+
+
+class WorkflowTaskRunner:
+    """Executes workflow tasks, keeping recently used runs in memory between tasks.
+
+    A cached run is fed only the events recorded since its last task, so a
+    workflow with a long history is not replayed from the start at every step.
+    """
+
+    def __init__(
+        self,
+        ctx: WorkerContext,
+        workflows: Mapping[str, WorkflowDefinition],
+        task_timeout: float,
+        max_cached: int,
+    ) -> None:
+        self.ctx = ctx
+        self.workflows = dict(workflows)
+        self.task_timeout_ms = int(task_timeout * 1000)
+        self.max_cached = max_cached
+        self._cache: OrderedDict[str, WorkflowInstance] = OrderedDict()
+
+    async def handle(self, stream: str, entry_id: str, fields: Mapping[str, str]) -> None:
+        workflow_id, run_id = fields["w"], fields["r"]
+        cached = self._cache.pop(run_id, None)
+        started = await self._start(stream, entry_id, workflow_id, run_id, cached)
+        if started is None:
+            if cached is not None:
+                self._remember(cached)
+            return
+        attempt, events = started
+        log_fields = self.ctx.fields(workflow_id=workflow_id, run_id=run_id, attempt=attempt)
+        try:
+            instance = cached or self._new_instance(workflow_id, run_id, events)
+            log_fields["workflow_type"] = instance.info.workflow_type
+            commands = instance.apply(events)
+        except Exception as exc:  # the code could not run: fail the task, keep the run
+            await self._fail(entry_id, workflow_id, run_id, exc, log_fields)
+            return
+        await self._complete(entry_id, instance, commands, log_fields)
+
+    async def _start(
+        self,
+        stream: str,
+        entry_id: str,
+        workflow_id: str,
+        run_id: str,
+        cached: WorkflowInstance | None,
+    ) -> tuple[int, list[history.Event]] | None:
+        keys = self.ctx.keys
+        timer = Timer("wft_timeout", workflow_id, run_id, 0, entry_id, "", self.ctx.task_queue)
+        after = cached.last_event_id if cached else 0
+        reply = await with_retry(
+            lambda: scripts.WORKFLOW_TASK_START(
+                self.ctx.redis,
+                [
+                    keys.run(workflow_id, run_id),
+                    keys.history(workflow_id, run_id),
+                    stream,
+                    keys.timers_for(workflow_id),
+                ],
+                [
+                    entry_id,
+                    CONSUMER_GROUP,
+                    self.ctx.identity,
+                    self.task_timeout_ms,
+                    timer.member(),
+                    after,
+                ],
+            )
+        )
+        if reply[0] != "OK":
+            logger.debug("workflow task %s is stale; dropped", entry_id)
+            return None
+        return int(reply[2]), history.parse_events(reply[3:])
+
+    def _new_instance(
+        self, workflow_id: str, run_id: str, events: list[history.Event]
+    ) -> WorkflowInstance:
+        if not events or events[0]["type"] != history.WORKFLOW_EXECUTION_STARTED:
+            raise WorkflowTaskError(f"run {run_id} has no WorkflowExecutionStarted event")
+        attrs = events[0]["attrs"]
+        workflow_type = attrs["workflow_type"]
+        definition = self.workflows.get(workflow_type)
+        if definition is None:
+            raise WorkflowTaskError(
+                f"workflow type {workflow_type!r} is not registered on worker "
+                f"{self.ctx.identity} (registered: {sorted(self.workflows)})"
+            )
+        info = WorkflowInfo(
+            self.ctx.keys.namespace, workflow_id, run_id, workflow_type, attrs["task_queue"]
+        )
+        return WorkflowInstance(definition, info)
+
+    async def _complete(
+        self,
+        entry_id: str,
+        instance: WorkflowInstance,
+        commands: list[Command],
+        log_fields: dict[str, Any],
+    ) -> None:
+        keys_, args = self._script_args(entry_id, instance, commands)
+        reply = await with_retry(
+            lambda: scripts.WORKFLOW_TASK_COMPLETE(self.ctx.redis, keys_, args)
+        )
+        if reply[0] != "OK":
+            logger.warning(
+                "workflow task completion refused: the task is no longer current",
+                extra={"fields": log_fields},
+            )
+            return
+        for command in commands:
+            self._log_command(command, log_fields)
+        if not instance.closed:
+            self._remember(instance)
+
+    async def _fail(
+        self,
+        entry_id: str,
+        workflow_id: str,
+        run_id: str,
+        exc: Exception,
+        log_fields: dict[str, Any],
+    ) -> None:
+        keys = self.ctx.keys
+        failure = failure_from_exception(exc)
+        timer = Timer("wft_retry", workflow_id, run_id, 0, "", "", self.ctx.task_queue)
+        reply = await with_retry(
+            lambda: scripts.WORKFLOW_TASK_FAIL(
+                self.ctx.redis,
+                [
+                    keys.run(workflow_id, run_id),
+                    keys.history(workflow_id, run_id),
+                    keys.timers_for(workflow_id),
+                ],
+                [entry_id, self.ctx.identity, dumps(failure.to_dict()), timer.member()],
+            )
+        )
+        delay = f"; retry in {int(reply[1]) / 1000:.0f} s" if reply[0] == "OK" else ""
+        logger.error(
+            "workflow task failed: %s: %s%s",
+            failure.type,
+            failure.message,
+            delay,
+            extra={"fields": log_fields},
+        )
+
+    def _script_args(
+        self, entry_id: str, instance: WorkflowInstance, commands: list[Command]
+    ) -> tuple[list[str], list[Any]]:
+        keys, info = self.ctx.keys, instance.info
+        wid, rid = info.workflow_id, info.run_id
+        script_keys = [
+            keys.run(wid, rid),
+            keys.history(wid, rid),
+            keys.workflow_tasks_for(info.task_queue, wid),
+            keys.timers_for(wid),
+            keys.workflow(wid),
+        ]
+        args: list[Any] = [entry_id, self.ctx.identity]
+        for command in commands:
+            if isinstance(command, ScheduleActivity):
+                queue = command.options.task_queue
+                script_keys += [
+                    keys.activity(wid, rid, command.seq),
+                    keys.activity_tasks_for(queue, wid),
+                ]
+                args += _activity_args(command, info)
+            elif isinstance(command, CompleteWorkflow):
+                result = command.result_json
+                args += ["complete", b'{"result":' + result + b"}", result]
+            elif isinstance(command, FailWorkflow):
+                failure = dumps(command.failure.to_dict())
+                args += ["fail", b'{"failure":' + failure + b"}", failure]
+        return script_keys, args
+
+    def _remember(self, instance: WorkflowInstance) -> None:
+        self._cache[instance.info.run_id] = instance
+        while len(self._cache) > self.max_cached:
+            self._cache.popitem(last=False)
+
+    def _log_command(self, command: Command, log_fields: dict[str, Any]) -> None:
+        if isinstance(command, ScheduleActivity):
+            fields = {**log_fields, "activity_type": command.activity_type, "seq": command.seq}
+            logger.info("activity scheduled", extra={"fields": fields})
+        elif isinstance(command, CompleteWorkflow):
+            logger.info("workflow completed", extra={"fields": log_fields})
+        else:
+            logger.info(
+                "workflow failed: %s: %s",
+                command.failure.type,
+                command.failure.message,
+                extra={"fields": log_fields},
+            )
+
+
+def _activity_args(command: ScheduleActivity, info: WorkflowInfo) -> list[Any]:
+    options = command.options
+    raw_input = orjson.Fragment(command.input_json)
+    retry = options.retry_policy.to_wire()
+    task = dumps(
+        {
+            "type": command.activity_type,
+            "input": raw_input,
+            "tq": options.task_queue,
+            "wtq": info.task_queue,
+            "wtype": info.workflow_type,
+            "stc_ms": options.start_to_close_ms,
+        }
+    )
+    attrs = dumps(
+        {
+            "seq": command.seq,
+            "activity_type": command.activity_type,
+            "task_queue": options.task_queue,
+            "input": raw_input,
+            "start_to_close_ms": options.start_to_close_ms,
+            "schedule_to_close_ms": options.schedule_to_close_ms,
+            "retry_policy": retry,
+        }
+    )
+    s2c_timer = Timer(
+        "s2c", info.workflow_id, info.run_id, command.seq, "", options.task_queue, info.task_queue
+    )
+    return [
+        "activity",
+        command.seq,
+        task,
+        dumps(retry),
+        options.schedule_to_close_ms,
+        s2c_timer.member(),
+        attrs,
+    ]

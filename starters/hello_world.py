@@ -1,0 +1,29 @@
+"""Start the hello world workflow and print its result.
+
+    python starters/hello_world.py
+
+Needs a worker (``python workers/hello_world.py``) on the same Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from orchestrator import Client
+
+
+async def main() -> None:
+    client = await Client.connect()
+    try:
+        handle = await client.start_workflow(
+            "Workflow", "Temporal", id="hello_world_workflowID", task_queue="hello-world"
+        )
+        print(f"Started workflow WorkflowID {handle.id} RunID {handle.run_id}")
+        result = await handle.result()
+        print(f"Workflow result: {result}")
+    finally:
+        await client.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
