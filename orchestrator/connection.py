@@ -18,7 +18,8 @@ from tenacity import (
     RetryCallState,
     retry_if_exception_type,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from .errors import ConfigurationError, RedisUnavailableError
@@ -26,6 +27,7 @@ from .errors import ConfigurationError, RedisUnavailableError
 logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "redis://localhost:6379/0"
+SOCKET_TIMEOUT = 15.0
 T = TypeVar("T")
 
 # Errors after which the same call may well succeed once Redis is back.
@@ -57,7 +59,15 @@ async def connect(url: str | None = None) -> Redis:
     """Open a connection pool and check that the server answers, with a clear error if not."""
     url = redis_url(url)
     try:
-        client: Redis = Redis.from_url(url, decode_responses=True, health_check_interval=30)
+        # The socket timeout must outlast our longest blocking read (5 s), or a
+        # quiet XREAD would be mistaken for a dead server.
+        client: Redis = Redis.from_url(
+            url,
+            decode_responses=True,
+            health_check_interval=30,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_keepalive=True,
+        )
     except ValueError as exc:
         raise ConfigurationError(f"invalid Redis URL {safe_url(url)!r}: {exc}") from None
     try:
@@ -94,7 +104,7 @@ async def with_retry(call: Callable[[], Awaitable[T]], *, give_up_after: float =
     """Run ``call``, retrying transient Redis errors with exponential backoff and jitter."""
     async for attempt in AsyncRetrying(
         retry=retry_if_exception_type(TRANSIENT),
-        wait=wait_exponential_jitter(initial=0.1, max=5.0),
+        wait=wait_exponential(multiplier=0.1, max=5.0) + wait_random(0, 0.2),
         stop=stop_after_delay(give_up_after),
         before_sleep=_log_retry,
         reraise=True,

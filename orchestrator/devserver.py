@@ -100,14 +100,19 @@ class EmbeddedRedis:
     ) -> None:
         self.stop()
 
-    def start(self) -> None:
-        """Start the server and return once it answers."""
+    def start(self, port: int | None = None) -> None:
+        """Start the server and return once it answers.
+
+        ``port`` overrides the constructor's; passing the old port after ``stop()`` restarts the
+        server at the same URL (with ``data_dir``, on the same data too).
+        """
         if self._port is not None:
             raise EmbeddedRedisError("the embedded Redis is already running")
+        port = port if port is not None else self._requested_port
         if self.kind == "redis-server":
-            self._start_redis_server()
+            self._start_redis_server(port)
         else:
-            self._start_fakeredis()
+            self._start_fakeredis(port)
         logger.info("embedded Redis (%s) listening at %s", self.kind, self.url)
 
     def stop(self) -> None:
@@ -126,18 +131,18 @@ class EmbeddedRedis:
 
     # redis-server
 
-    def _start_redis_server(self) -> None:
+    def _start_redis_server(self, requested_port: int | None) -> None:
         directory = self._prepare_directory()
-        attempts = 1 if self._requested_port is not None else PORT_ATTEMPTS
+        attempts = 1 if requested_port is not None else PORT_ATTEMPTS
         for attempt in range(1, attempts + 1):
-            port = self._requested_port or free_port()
+            port = requested_port or free_port()
             log = _LogFile(directory / "redis.log")
             process = _spawn_redis_server(directory, port, log, persist=self._data_dir is not None)
             try:
                 _wait_for_ping(process, port, log)
             except _PortTaken as exc:
                 _terminate(process)
-                if self._requested_port is not None:
+                if requested_port is not None:
                     self._discard_temp_dir()
                     raise EmbeddedRedisError(f"port {port} on {HOST} is already in use") from exc
                 logger.debug("port %d was taken (attempt %d of %d)", port, attempt, attempts)
@@ -167,12 +172,19 @@ class EmbeddedRedis:
 
     # fakeredis
 
-    def _start_fakeredis(self) -> None:
+    def _start_fakeredis(self, requested_port: int | None) -> None:
         server_class = _import_fake_server()
         try:
-            server = server_class((HOST, self._requested_port or 0), server_type="redis")
+            server = server_class((HOST, requested_port or 0), server_type="redis")
         except OSError as exc:
             raise EmbeddedRedisError(f"fakeredis could not listen on {HOST}: {exc}") from exc
+
+        # A connection thread stuck in a blocking command (BLPOP, XREADGROUP BLOCK 0) never sees
+        # its client leave nor the server stop, so stop() must not wait for it. Such threads are
+        # left behind as daemon threads until this process exits: a known shortcoming of the
+        # fallback, harmless for a demo or a test run.
+        server.daemon_threads = True
+        server.block_on_close = False
 
         # Binding port 0 lets the OS choose, so unlike redis-server there is no race to retry.
         self._port = int(server.server_address[1])
@@ -187,8 +199,8 @@ class EmbeddedRedis:
 
     def _stop_fakeredis(self) -> None:
         assert self._fake_server is not None
-        # shutdown() stops the accept loop; server_close() then closes the listening socket and
-        # joins the per-connection threads, which exit once they see the shutdown flag.
+        # shutdown() stops the accept loop and tells connection threads to finish; server_close()
+        # closes the listening socket so the port is free again.
         self._fake_server.shutdown()
         self._fake_server.server_close()
         if self._fake_thread is not None:

@@ -1,0 +1,230 @@
+"""Workflows and activities used by the tests, importable by worker subprocesses too.
+
+Activities count their real executions in Redis (``count:<name>``), so a test
+can tell a replayed result from an activity that ran again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+import redis
+
+from orchestrator import ActivityError, ApplicationError, RetryPolicy, activity, workflow
+
+TIMEOUT = timedelta(seconds=10)
+
+
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(os.environ["ORCHESTRATOR_REDIS_URL"], decode_responses=True)
+
+
+def _count(name: str) -> int:
+    with _redis() as r:
+        return int(r.incr(f"count:{name}"))
+
+
+@activity.defn(name="Greet")
+def greet(name: str) -> str:
+    _count("Greet")
+    return f"Hello {name}!"
+
+
+@activity.defn(name="Echo")
+async def echo(value: object) -> object:
+    _count("Echo")
+    return value
+
+
+@activity.defn(name="Fail")
+def fail(message: str) -> None:
+    _count("Fail")
+    raise ValueError(message)
+
+
+@activity.defn(name="FailTwice")
+def fail_twice(name: str) -> str:
+    _count("FailTwice")
+    attempt = activity.info().attempt
+    if attempt < 3:
+        raise ConnectionError(f"attempt {attempt} fails")
+    return f"{name} after {attempt}"
+
+
+@activity.defn(name="NotRetryable")
+def not_retryable() -> None:
+    _count("NotRetryable")
+    raise ApplicationError("bad input", type="BadInput", non_retryable=True)
+
+
+@activity.defn(name="WaitForGate")
+async def wait_for_gate(gate: str) -> str:
+    """Block until the test sets ``gate:<gate>`` in Redis (lets tests act mid-activity)."""
+    _count(f"WaitForGate:{gate}")
+    with _redis() as r:
+        r.set(f"started:{gate}", activity.info().attempt)
+    while True:
+        with _redis() as r:
+            if r.get(f"gate:{gate}"):
+                return f"gate {gate} opened"
+        await asyncio.sleep(0.05)
+
+
+@activity.defn(name="Sleep")
+def sleep(seconds: float) -> str:
+    """Sleeps on the first attempt only, so a short timeout makes exactly one retry."""
+    _count("Sleep")
+    attempt = activity.info().attempt
+    if attempt == 1:
+        time.sleep(seconds)
+    return f"attempt {attempt}"
+
+
+@dataclass
+class Order:
+    item: str
+    quantity: int
+
+
+@dataclass
+class Receipt:
+    item: str
+    total: float
+
+
+@activity.defn(name="Price")
+def price(order: Order) -> Receipt:
+    assert isinstance(order, Order)
+    return Receipt(order.item, order.quantity * 2.5)
+
+
+@workflow.defn(name="Hello")
+async def hello(name: str) -> str:
+    return await workflow.execute_activity(greet, name, start_to_close_timeout=TIMEOUT)
+
+
+@workflow.defn(name="ParallelAndSequential")
+async def parallel_and_sequential(names: list[str]) -> dict[str, object]:
+    handles = [workflow.start_activity(greet, n, start_to_close_timeout=TIMEOUT) for n in names]
+    parallel = await asyncio.gather(*handles)
+    chain = "x"
+    for _ in range(3):
+        chain = await workflow.execute_activity(echo, chain + "y", start_to_close_timeout=TIMEOUT)
+    return {"parallel": parallel, "chain": chain}
+
+
+@workflow.defn(name="CatchFailure")
+async def catch_failure(message: str) -> dict[str, object]:
+    try:
+        await workflow.execute_activity(
+            fail,
+            message,
+            start_to_close_timeout=TIMEOUT,
+            retry_policy=RetryPolicy(maximum_attempts=2, initial_interval=0.1),
+        )
+    except ActivityError as err:
+        return {
+            "type": err.type,
+            "message": err.failure.message,
+            "attempt": err.failure.attempt,
+            "has_stack": "ValueError" in err.failure.stack,
+        }
+    return {"caught": False}
+
+
+@workflow.defn(name="Unhandled")
+async def unhandled(message: str) -> None:
+    raise RuntimeError(message)
+
+
+@workflow.defn(name="Retries")
+async def retries(initial: float) -> str:
+    policy = RetryPolicy(initial_interval=initial, backoff_coefficient=2.0, jitter=0.0)
+    return await workflow.execute_activity(
+        fail_twice, "done", start_to_close_timeout=TIMEOUT, retry_policy=policy
+    )
+
+
+@workflow.defn(name="NonRetryable")
+async def non_retryable_wf() -> str:
+    try:
+        await workflow.execute_activity(not_retryable, start_to_close_timeout=TIMEOUT)
+    except ActivityError as err:
+        return err.type
+    return "no error"
+
+
+@workflow.defn(name="Gated")
+async def gated(gates: list[str], start_to_close: float = 10.0) -> list[str]:
+    """Runs Greet, then waits on each gate in turn, then Greet again."""
+    out = [await workflow.execute_activity(greet, "first", start_to_close_timeout=TIMEOUT)]
+    for gate in gates:
+        out.append(
+            await workflow.execute_activity(
+                wait_for_gate,
+                gate,
+                start_to_close_timeout=start_to_close,
+                retry_policy=RetryPolicy(initial_interval=0.2),
+            )
+        )
+    out.append(await workflow.execute_activity(greet, "last", start_to_close_timeout=TIMEOUT))
+    return out
+
+
+@workflow.defn(name="SlowActivity")
+async def slow_activity(seconds: float, start_to_close: float) -> str:
+    return await workflow.execute_activity(
+        sleep,
+        seconds,
+        start_to_close_timeout=start_to_close,
+        retry_policy=RetryPolicy(initial_interval=0.2),
+    )
+
+
+@workflow.defn(name="ScheduleToClose")
+async def schedule_to_close(seconds: float) -> str:
+    try:
+        await workflow.execute_activity(
+            fail_twice,
+            "x",
+            schedule_to_close_timeout=seconds,
+            retry_policy=RetryPolicy(initial_interval=seconds * 2),
+        )
+    except ActivityError as err:
+        return err.type
+    return "completed"
+
+
+@workflow.defn(name="Dataclasses")
+async def dataclasses_wf(order: Order) -> Receipt:
+    assert isinstance(order, Order)
+    receipt = await workflow.execute_activity(price, order, start_to_close_timeout=TIMEOUT)
+    assert isinstance(receipt, Receipt)
+    return receipt
+
+
+@workflow.defn(name="Deterministic")
+async def deterministic() -> dict[str, object]:
+    before = (workflow.now().isoformat(), workflow.random().random(), str(workflow.uuid4()))
+    await workflow.execute_activity(echo, 1, start_to_close_timeout=TIMEOUT)
+    return {"before": before, "info": workflow.info().workflow_type}
+
+
+ALL_WORKFLOWS = [
+    hello,
+    parallel_and_sequential,
+    catch_failure,
+    unhandled,
+    retries,
+    non_retryable_wf,
+    gated,
+    slow_activity,
+    schedule_to_close,
+    dataclasses_wf,
+    deterministic,
+]
+ALL_ACTIVITIES = [greet, echo, fail, fail_twice, not_retryable, wait_for_gate, sleep, price]
