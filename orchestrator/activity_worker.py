@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from . import activity, scripts
 from .activity import ActivityDefinition, ActivityInfo
+from .batching import ScriptBatcher
 from .connection import with_retry
 from .converter import convert_args, dumps, failure_from_exception
 from .errors import ApplicationError, Failure
@@ -38,6 +39,7 @@ class WorkerContext:
     keys: Keys
     task_queue: str
     identity: str
+    batcher: ScriptBatcher
 
     def fields(self, **extra: Any) -> dict[str, Any]:
         return {
@@ -142,8 +144,8 @@ class ActivityRunner:
         keys = self.ctx.keys
         wid = attempt.workflow_id
         reply = await with_retry(
-            lambda: scripts.ACTIVITY_START(
-                self.ctx.redis,
+            lambda: self.ctx.batcher.call(
+                scripts.ACTIVITY_START,
                 [
                     keys.activity(wid, attempt.run_id, attempt.seq),
                     keys.run(wid, attempt.run_id),
@@ -209,8 +211,10 @@ class ActivityRunner:
         self, attempt: _Attempt, result_json: bytes, seconds: float, log_fields: dict[str, Any]
     ) -> None:
         reply = await with_retry(
-            lambda: scripts.ACTIVITY_COMPLETE(
-                self.ctx.redis, attempt.keys(self.ctx.keys), [attempt.entry_id, result_json]
+            lambda: self.ctx.batcher.call(
+                scripts.ACTIVITY_COMPLETE,
+                attempt.keys(self.ctx.keys),
+                [attempt.entry_id, result_json],
             )
         )
         if reply[0] == "OK":
@@ -227,8 +231,8 @@ class ActivityRunner:
         self, attempt: _Attempt, failure: Failure, log_fields: dict[str, Any]
     ) -> None:
         reply = await with_retry(
-            lambda: scripts.ACTIVITY_FAIL(
-                self.ctx.redis,
+            lambda: self.ctx.batcher.call(
+                scripts.ACTIVITY_FAIL,
                 attempt.keys(self.ctx.keys),
                 [
                     attempt.entry_id,

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import redis.exceptions
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -55,20 +55,27 @@ def safe_url(url: str) -> str:
     return f"{scheme}://{user}:***@{host}"
 
 
-async def connect(url: str | None = None) -> Redis:
-    """Open a connection pool and check that the server answers, with a clear error if not."""
+async def connect(url: str | None = None, *, max_connections: int = 64) -> Redis:
+    """Open a connection pool and check that the server answers, with a clear error if not.
+
+    The pool makes callers wait for a free connection rather than fail when
+    many tasks talk to Redis at once.
+    """
     url = redis_url(url)
     try:
         # The socket timeout must outlast our longest blocking read (5 s), or a
         # quiet XREAD would be mistaken for a dead server.
-        client: Redis = Redis.from_url(
+        pool = BlockingConnectionPool.from_url(
             url,
+            max_connections=max_connections,
+            timeout=None,
             decode_responses=True,
             health_check_interval=30,
             socket_timeout=SOCKET_TIMEOUT,
             socket_keepalive=True,
         )
-    except ValueError as exc:
+        client = Redis.from_pool(pool)
+    except (ValueError, TypeError) as exc:
         raise ConfigurationError(f"invalid Redis URL {safe_url(url)!r}: {exc}") from None
     try:
         await client.ping()
@@ -102,6 +109,11 @@ def _log_retry(state: RetryCallState) -> None:
 
 async def with_retry(call: Callable[[], Awaitable[T]], *, give_up_after: float = 300.0) -> T:
     """Run ``call``, retrying transient Redis errors with exponential backoff and jitter."""
+    # The first try goes straight through: this sits on every hot path.
+    try:
+        return await call()
+    except TRANSIENT as exc:
+        logger.warning("Redis unavailable (%s); retrying", exc)
     async for attempt in AsyncRetrying(
         retry=retry_if_exception_type(TRANSIENT),
         wait=wait_exponential(multiplier=0.1, max=5.0) + wait_random(0, 0.2),

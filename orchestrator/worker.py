@@ -23,6 +23,7 @@ import redis.exceptions
 from . import scripts
 from .activity import ActivityDefinition
 from .activity_worker import ActivityRunner, WorkerContext
+from .batching import ScriptBatcher
 from .client import Client, check_name
 from .connection import with_retry
 from .errors import ConfigurationError
@@ -117,7 +118,9 @@ class Worker:
         self.client = client
         self.task_queue = task_queue
         self.identity = identity or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.ctx = WorkerContext(client.redis, client.keys, task_queue, self.identity)
+        self.ctx = WorkerContext(
+            client.redis, client.keys, task_queue, self.identity, ScriptBatcher(client.redis)
+        )
         self.graceful_shutdown_timeout = graceful_shutdown_timeout
         self.reclaim_idle = reclaim_idle
         self.poll_block = poll_block

@@ -74,8 +74,8 @@ class WorkflowTaskRunner:
         timer = Timer("wft_timeout", workflow_id, run_id, 0, entry_id, "", self.ctx.task_queue)
         after = cached.last_event_id if cached else 0
         reply = await with_retry(
-            lambda: scripts.WORKFLOW_TASK_START(
-                self.ctx.redis,
+            lambda: self.ctx.batcher.call(
+                scripts.WORKFLOW_TASK_START,
                 [
                     keys.run(workflow_id, run_id),
                     keys.history(workflow_id, run_id),
@@ -124,7 +124,7 @@ class WorkflowTaskRunner:
     ) -> None:
         keys_, args = self._script_args(entry_id, instance, commands)
         reply = await with_retry(
-            lambda: scripts.WORKFLOW_TASK_COMPLETE(self.ctx.redis, keys_, args)
+            lambda: self.ctx.batcher.call(scripts.WORKFLOW_TASK_COMPLETE, keys_, args)
         )
         if reply[0] != "OK":
             logger.warning(
@@ -149,8 +149,8 @@ class WorkflowTaskRunner:
         failure = failure_from_exception(exc)
         timer = Timer("wft_retry", workflow_id, run_id, 0, "", "", self.ctx.task_queue)
         reply = await with_retry(
-            lambda: scripts.WORKFLOW_TASK_FAIL(
-                self.ctx.redis,
+            lambda: self.ctx.batcher.call(
+                scripts.WORKFLOW_TASK_FAIL,
                 [
                     keys.run(workflow_id, run_id),
                     keys.history(workflow_id, run_id),
