@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 
 from orchestrator.devserver import EmbeddedRedis, EmbeddedRedisError
+from orchestrator.errors import OrchestratorError
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 STDERR_FD = 2
 
 
-class DemoError(Exception):
+class DemoError(OrchestratorError):
     """Raised when the demo cannot run to the end; the message is the one line shown."""
 
 

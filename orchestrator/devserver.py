@@ -27,6 +27,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from .errors import OrchestratorError
+
 if TYPE_CHECKING:
     from fakeredis import TcpFakeServer
 
@@ -42,7 +44,7 @@ PORT_ATTEMPTS = 3
 LOG_TAIL_LINES = 5
 
 
-class EmbeddedRedisError(RuntimeError):
+class EmbeddedRedisError(OrchestratorError):
     """Raised when the embedded Redis cannot be started."""
 
 

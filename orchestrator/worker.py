@@ -160,12 +160,36 @@ class Worker:
             await self._drain(loops)
 
     def _loops(self) -> list[Awaitable[None]]:
-        loops: list[Awaitable[None]] = [self._fire_timers(), self._reclaim()]
+        loops = [
+            self._keep_running("timer", self._fire_timers),
+            self._keep_running("reclaim", self._reclaim),
+        ]
         if self._workflows.workflows:
-            loops.append(self._poll(self._wft_streams(), self._wft_slots, self._workflows.handle))
+            wft = self._poller(self._wft_streams(), self._wft_slots, self._workflows.handle)
+            loops.append(self._keep_running("workflow task poll", wft))
         if self._activities.activities:
-            loops.append(self._poll(self._act_streams(), self._act_slots, self._run_activity))
+            act = self._poller(self._act_streams(), self._act_slots, self._run_activity)
+            loops.append(self._keep_running("activity poll", act))
         return loops
+
+    async def _keep_running(self, name: str, step: Callable[[], Awaitable[None]]) -> None:
+        """Run one loop's step until shutdown; no error may end a loop while the worker runs."""
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                await with_retry(step, give_up_after=float("inf"))
+                failures = 0
+            except Exception:
+                failures += 1
+                logger.exception(
+                    "%s loop failed; carrying on", name, extra={"fields": self.ctx.fields()}
+                )
+                await self._pause(min(5.0, 0.1 * 2**failures))
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once on shutdown."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -216,18 +240,22 @@ class Worker:
         k = self.client.keys
         return [k.activity_tasks(self.task_queue, s) for s in range(k.shards)]
 
-    async def _poll(self, streams: list[str], slots: _Slots, handler: Handler) -> None:
-        """Read as many tasks as there are free slots, with a blocking XREADGROUP."""
+    def _poller(
+        self, streams: list[str], slots: _Slots, handler: Handler
+    ) -> Callable[[], Awaitable[None]]:
+        """One step of a poll loop: read as many tasks as there are free slots, and start them."""
         offsets = dict.fromkeys(streams, ">")
-        while not self._stop.is_set():
+
+        async def step() -> None:
             free = await slots.wait_free()
-            count = max(1, free // len(streams))
-            reply = await with_retry(
-                lambda count=count: self._read(offsets, count), give_up_after=float("inf")
-            )
+            if self._stop.is_set():
+                return
+            reply = await self._read(offsets, max(1, free // len(streams)))
             for stream, entries in reply or []:
                 for entry_id, fields in entries:
                     self._spawn(handler, slots, stream, entry_id, fields)
+
+        return step
 
     async def _read(self, offsets: dict[str, str], count: int) -> Any:
         try:
@@ -272,20 +300,16 @@ class Worker:
     # -- timers and reclaiming ---------------------------------------------------------
 
     async def _fire_timers(self) -> None:
-        """Fire due timers (retries, timeouts) of every shard; any worker may do this."""
-        while not self._stop.is_set():
-            pause = 1.0
-            for shard in range(self.client.keys.shards):
-                pause = min(
-                    pause,
-                    await with_retry(
-                        lambda shard=shard: self._fire_shard_timers(shard),
-                        give_up_after=float("inf"),
-                    ),
-                )
-            self._timers_wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._timers_wake.wait(), timeout=max(pause, 0.005))
+        """Fire due timers (retries, timeouts) of every shard, then sleep until the next is due.
+
+        Any worker may fire any timer: each is removed by the script that fires it.
+        """
+        pause = 1.0
+        for shard in range(self.client.keys.shards):
+            pause = min(pause, await self._fire_shard_timers(shard))
+        self._timers_wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._timers_wake.wait(), timeout=max(pause, 0.005))
 
     async def _fire_shard_timers(self, shard: int) -> float:
         """Fire one batch of due timers; return the seconds until the next one (at most 1)."""
@@ -330,20 +354,18 @@ class Worker:
 
     async def _reclaim(self) -> None:
         """Take over stream entries read by a worker that died before starting them."""
-        sources = []
+        await self._pause(self.reclaim_idle / 2)
+        for stream, slots, handler in self._reclaim_sources():
+            if not self._stop.is_set() and slots.free > 0:
+                await self._reclaim_stream(stream, slots, handler)
+
+    def _reclaim_sources(self) -> list[tuple[str, _Slots, Handler]]:
+        sources: list[tuple[str, _Slots, Handler]] = []
         if self._workflows.workflows:
             sources += [(s, self._wft_slots, self._workflows.handle) for s in self._wft_streams()]
         if self._activities.activities:
             sources += [(s, self._act_slots, self._run_activity) for s in self._act_streams()]
-        while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=self.reclaim_idle / 2)
-            for stream, slots, handler in sources:
-                if self._stop.is_set() or slots.free <= 0:
-                    continue
-                await with_retry(
-                    lambda s=stream, sl=slots, h=handler: self._reclaim_stream(s, sl, h)
-                )
+        return sources
 
     async def _reclaim_stream(self, stream: str, slots: _Slots, handler: Handler) -> None:
         reply = await self.client.redis.xautoclaim(
