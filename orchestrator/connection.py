@@ -79,23 +79,25 @@ async def connect(url: str | None = None, *, max_connections: int = 64) -> Redis
         raise ConfigurationError(f"invalid Redis URL {safe_url(url)!r}: {exc}") from None
     try:
         await client.ping()
-    except redis.exceptions.AuthenticationError as exc:
+    except (redis.exceptions.AuthenticationError, redis.exceptions.ResponseError) as exc:
         await client.aclose()
-        raise RedisUnavailableError(
-            f"Redis at {safe_url(url)} refused the credentials: {exc}"
-        ) from None
-    except redis.exceptions.ResponseError as exc:
-        await client.aclose()
-        if "NOAUTH" in str(exc) or "AUTH" in str(exc):
-            raise RedisUnavailableError(
-                f"Redis at {safe_url(url)} needs a password: put it in the URL "
-                "(redis://:PASSWORD@host:port/0)"
-            ) from None
-        raise RedisUnavailableError(f"Redis at {safe_url(url)}: {exc}") from None
+        raise RedisUnavailableError(_auth_message(url, exc)) from None
     except TRANSIENT as exc:
         await client.aclose()
         raise RedisUnavailableError(f"cannot reach Redis at {safe_url(url)}: {exc}") from None
     return client
+
+
+def _auth_message(url: str, exc: Exception) -> str:
+    text = str(exc)
+    if "@" not in url and ("NOAUTH" in text or "Authentication required" in text):
+        return (
+            f"Redis at {safe_url(url)} needs a password: put it in the URL "
+            "(redis://:PASSWORD@host:port/0)"
+        )
+    if isinstance(exc, redis.exceptions.AuthenticationError) or "WRONGPASS" in text:
+        return f"Redis at {safe_url(url)} refused the credentials: {text}"
+    return f"Redis at {safe_url(url)}: {text}"
 
 
 def _log_retry(state: RetryCallState) -> None:

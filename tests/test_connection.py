@@ -1,0 +1,123 @@
+"""Connecting: URLs, passwords, unreachable servers, clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from helpers import run
+
+from orchestrator import Client, ConfigurationError, RedisUnavailableError
+from orchestrator.connection import safe_url
+from orchestrator.devserver import free_port
+
+
+@pytest.fixture
+def password_server(redis_server_binary: str, tmp_path: Path) -> Iterator[int]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            redis_server_binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+            "--requirepass",
+            "s3cret",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                redis.Redis(port=port, password="s3cret").ping()
+                break
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_password_in_the_url_is_used(password_server: int) -> None:
+    async def main() -> None:
+        url = f"redis://:s3cret@127.0.0.1:{password_server}/0"
+        async with await Client.connect(url) as client:
+            assert await client.redis.ping()
+
+    run(main())
+
+
+def test_wrong_password_is_a_clear_error(password_server: int) -> None:
+    async def main() -> None:
+        with pytest.raises(RedisUnavailableError, match="refused the credentials") as info:
+            await Client.connect(f"redis://:wrong@127.0.0.1:{password_server}/0")
+        assert "wrong" not in str(info.value)  # the password is never shown
+
+    run(main())
+
+
+def test_missing_password_is_a_clear_error(password_server: int) -> None:
+    async def main() -> None:
+        with pytest.raises(RedisUnavailableError, match="password"):
+            await Client.connect(f"redis://127.0.0.1:{password_server}/0")
+
+    run(main())
+
+
+def test_unreachable_redis_is_a_clear_error() -> None:
+    async def main() -> None:
+        with pytest.raises(RedisUnavailableError, match="cannot reach Redis"):
+            await Client.connect(f"redis://127.0.0.1:{free_port()}/0")
+
+    run(main())
+
+
+def test_malformed_url_is_a_configuration_error() -> None:
+    async def main() -> None:
+        with pytest.raises(ConfigurationError, match="invalid Redis URL"):
+            await Client.connect("http://example.invalid/")
+
+    run(main())
+
+
+def test_passwords_are_masked_in_messages() -> None:
+    assert safe_url("redis://user:pw@host:1/0") == "redis://user:***@host:1/0"
+    assert safe_url("redis://host:1/0") == "redis://host:1/0"
+
+
+def test_bad_ids_are_rejected_before_touching_redis(redis_url: str) -> None:
+    async def main() -> None:
+        async with await Client.connect(redis_url) as client:
+            with pytest.raises(ConfigurationError, match="workflow id"):
+                await client.start_workflow("Hello", id="", task_queue="q")
+            with pytest.raises(ConfigurationError, match="task queue"):
+                await client.start_workflow("Hello", id="x", task_queue="")
+            with pytest.raises(Exception, match="JSON serializable"):
+                await client.start_workflow("Hello", object(), id="x", task_queue="q")
+
+    run(main())
+
+
+def test_shard_count_must_match_the_namespace(redis_url: str) -> None:
+    async def main() -> None:
+        async with await Client.connect(redis_url, namespace="sharded", shards=4) as client:
+            assert client.keys.shards == 4
+        async with await Client.connect(redis_url, namespace="sharded") as client:
+            assert client.keys.shards == 4
+        with pytest.raises(ConfigurationError, match="4 shard"):
+            await Client.connect(redis_url, namespace="sharded", shards=2)
+
+    run(main())
