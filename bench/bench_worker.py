@@ -29,8 +29,14 @@ async def bench(k: int, shape: str) -> int:
 async def main() -> None:
     logs.configure(logging.WARNING)
     client = await Client.connect()
-    worker = Worker(client, task_queue="bench", workflows=[bench], activities=[noop],
-                    max_concurrent_activities=200, max_concurrent_workflow_tasks=200)
+    worker = Worker(
+        client,
+        task_queue="bench",
+        workflows=[bench],
+        activities=[noop],
+        max_concurrent_activities=200,
+        max_concurrent_workflow_tasks=200,
+    )
     await worker.run()
 
 

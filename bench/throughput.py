@@ -69,8 +69,14 @@ def main() -> None:
         env = {**os.environ, "ORCHESTRATOR_REDIS_URL": url}
         redis_before = _redis_cpu(url)
         began = time.perf_counter()
-        worker = subprocess.Popen([sys.executable, os.environ.get("BENCH_WORKER", str(ROOT / "bench" / "bench_worker.py"))],
-                                  env=env, cwd=ROOT)
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                os.environ.get("BENCH_WORKER", str(ROOT / "bench" / "bench_worker.py")),
+            ],
+            env=env,
+            cwd=ROOT,
+        )
         try:
             asyncio.run(_wait_all(url, ids))
             elapsed = time.perf_counter() - began
@@ -84,8 +90,10 @@ def main() -> None:
     activities = n * k
     print(f"workflows: {n}, activities per workflow: {k} ({args.shape})")
     print(f"start rate:            {n / enqueue_s:8.0f} workflows/s")
-    print(f"drain (1 worker):      {n / elapsed:8.0f} workflows/s  "
-          f"{activities / elapsed:8.0f} activities/s  ({elapsed:.2f} s, start-up included)")
+    print(
+        f"drain (1 worker):      {n / elapsed:8.0f} workflows/s  "
+        f"{activities / elapsed:8.0f} activities/s  ({elapsed:.2f} s, start-up included)"
+    )
     print(f"worker CPU:            {worker_cpu / activities * 1e6:8.0f} us/activity")
     print(f"redis CPU:             {redis_cpu / activities * 1e6:8.0f} us/activity")
 

@@ -66,7 +66,32 @@ class FailWorkflow:
         return event["type"] == self.event_type
 
 
-Command = ScheduleActivity | CompleteWorkflow | FailWorkflow
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    seq: int
+    duration_ms: int
+    event_type: str = history.TIMER_STARTED
+
+    def describe(self) -> str:
+        return f"StartTimer(seq={self.seq})"
+
+    def matches(self, event: history.Event) -> bool:
+        return event["type"] == self.event_type and event["attrs"].get("seq") == self.seq
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    seq: int
+    event_type: str = history.TIMER_CANCELED
+
+    def describe(self) -> str:
+        return f"CancelTimer(seq={self.seq})"
+
+    def matches(self, event: history.Event) -> bool:
+        return event["type"] == self.event_type and event["attrs"].get("seq") == self.seq
+
+
+Command = ScheduleActivity | StartTimer | CancelTimer | CompleteWorkflow | FailWorkflow
 
 
 def describe_event(event: history.Event) -> str:
@@ -76,4 +101,6 @@ def describe_event(event: history.Event) -> str:
             f"ActivityTaskScheduled(seq={attrs.get('seq')}, "
             f"activity_type={attrs.get('activity_type')!r})"
         )
+    if event["type"] in (history.TIMER_STARTED, history.TIMER_CANCELED):
+        return f"{event['type']}(seq={attrs.get('seq')})"
     return str(event["type"])

@@ -24,11 +24,20 @@ ACTIVITY_TASK_ATTEMPT_FAILED = "ActivityTaskAttemptFailed"
 ACTIVITY_TASK_COMPLETED = "ActivityTaskCompleted"
 ACTIVITY_TASK_FAILED = "ActivityTaskFailed"
 ACTIVITY_TASK_TIMED_OUT = "ActivityTaskTimedOut"
+TIMER_STARTED = "TimerStarted"
+TIMER_FIRED = "TimerFired"
+TIMER_CANCELED = "TimerCanceled"
 
 # Written by a workflow task completion from the commands the code issued;
 # replay must reproduce exactly these, in order.
 COMMAND_EVENTS = frozenset(
-    {ACTIVITY_TASK_SCHEDULED, WORKFLOW_EXECUTION_COMPLETED, WORKFLOW_EXECUTION_FAILED}
+    {
+        ACTIVITY_TASK_SCHEDULED,
+        TIMER_STARTED,
+        TIMER_CANCELED,
+        WORKFLOW_EXECUTION_COMPLETED,
+        WORKFLOW_EXECUTION_FAILED,
+    }
 )
 # Delivered to the workflow code as input at its next activation.
 INPUT_EVENTS = frozenset(
@@ -37,6 +46,7 @@ INPUT_EVENTS = frozenset(
         ACTIVITY_TASK_COMPLETED,
         ACTIVITY_TASK_FAILED,
         ACTIVITY_TASK_TIMED_OUT,
+        TIMER_FIRED,
     }
 )
 CLOSE_EVENTS = {

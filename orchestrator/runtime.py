@@ -12,7 +12,9 @@ code path, so a cached instance and a rebuilt one cannot drift apart.
 
 Workflow code runs on :class:`_WorkflowLoop`, an asyncio event loop with no
 I/O and no clock of its own: time stands still during an activation at the
-time the workflow task started, and ``asyncio.gather`` and tasks work as usual.
+time the workflow task started, ``asyncio.gather`` and tasks work as usual, and
+every timer (``asyncio.sleep``, ``asyncio.wait_for``, ``asyncio.timeout``) is a
+durable timer recorded in the history and fired by Redis.
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ from typing import TYPE_CHECKING, Any
 from . import history
 from .commands import (
     ActivityOptions,
+    CancelTimer,
     Command,
     CompleteWorkflow,
     FailWorkflow,
     ScheduleActivity,
+    StartTimer,
     describe_event,
 )
 from .converter import convert_args, dumps, failure_from_exception, to_type
@@ -73,15 +77,22 @@ class _WorkflowLoop(asyncio.AbstractEventLoop):
     def call_later(
         self, delay: float, callback: Callable[..., object], *args: Any, context: Any = None
     ) -> asyncio.TimerHandle:
-        raise WorkflowTaskError(
-            "asyncio.sleep and asyncio timeouts cannot be used in workflow code: "
-            "they would not survive a worker restart; await activities instead"
-        )
+        return self.call_at(self.time() + delay, callback, *args, context=context)
 
     def call_at(
         self, when: float, callback: Callable[..., object], *args: Any, context: Any = None
     ) -> asyncio.TimerHandle:
-        return self.call_later(0, callback, *args, context=context)
+        """A durable timer: ``asyncio.sleep`` and asyncio timeouts survive worker restarts."""
+        handle = asyncio.TimerHandle(when, callback, args, self, context)
+        delay = when - self.time()
+        if delay <= 0:
+            self._ready.append(handle)
+        else:
+            self.instance.start_timer(handle, delay)
+        return handle
+
+    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        self.instance.cancel_timer(handle)
 
     def create_future(self) -> asyncio.Future[Any]:
         return asyncio.Future(loop=self)
@@ -112,9 +123,11 @@ class _WorkflowLoop(asyncio.AbstractEventLoop):
         asyncio.events._set_running_loop(self)
         try:
             while self._ready:
-                handle = self._ready.popleft()
-                if not handle.cancelled():
-                    handle._run()
+                while self._ready:
+                    handle = self._ready.popleft()
+                    if not handle.cancelled():
+                        handle._run()
+                self.instance.check_conditions()
         finally:
             asyncio.events._set_running_loop(outer)
 
@@ -132,6 +145,10 @@ class WorkflowInstance:
         self.last_event_id = 0
         self._next_seq = 1
         self._pending: dict[int, tuple[ActivityHandle, Any]] = {}
+        self._next_timer_seq = 1
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._timer_seqs: dict[int, int] = {}  # id(handle) -> seq: TimerHandle is unhashable
+        self._conditions: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self._commands: list[Command] = []
         self._unmatched: deque[Command] = deque()
         self._inputs: list[history.Event] = []
@@ -239,6 +256,9 @@ class WorkflowInstance:
             self._main = self.loop.create_task(self.definition.fn(*args))
             return
         seq = attrs["seq"]
+        if kind == history.TIMER_FIRED:
+            self._fire_timer(seq)
+            return
         try:
             handle, result_type = self._pending.pop(seq)
         except KeyError:
@@ -281,6 +301,42 @@ class WorkflowInstance:
         self._pending[seq] = (handle, result_type)
         self._commands.append(ScheduleActivity(seq, activity_type, dumps(args), options))
         return handle
+
+    def start_timer(self, handle: asyncio.TimerHandle, delay: float) -> None:
+        seq, self._next_timer_seq = self._next_timer_seq, self._next_timer_seq + 1
+        self._timers[seq] = handle
+        self._timer_seqs[id(handle)] = seq
+        self._commands.append(StartTimer(seq, max(1, round(delay * 1000))))
+
+    def cancel_timer(self, handle: asyncio.TimerHandle) -> None:
+        seq = self._timer_seqs.pop(id(handle), None)
+        if seq is not None:
+            del self._timers[seq]
+            self._commands.append(CancelTimer(seq))
+
+    def _fire_timer(self, seq: int) -> None:
+        handle = self._timers.pop(seq, None)
+        if handle is None:
+            return  # cancelled after it fired: the code no longer waits for it
+        del self._timer_seqs[id(handle)]
+        self.loop._ready.append(handle)
+
+    def wait_condition(self, check: Callable[[], bool]) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = self.loop.create_future()
+        self._conditions.append((check, future))
+        return future
+
+    def check_conditions(self) -> None:
+        """Resolve the futures of conditions that became true; checked whenever code is idle."""
+        waiting = []
+        for check, future in self._conditions:
+            if future.done():
+                continue
+            if check():
+                future.set_result(None)
+            else:
+                waiting.append((check, future))
+        self._conditions = waiting
 
     @property
     def closed(self) -> bool:

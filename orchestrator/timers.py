@@ -79,6 +79,12 @@ class Timer:
                 ],
                 [self.member(), self.kind, self.token, random.random(), self.retry().member()],
             )
+        if self.kind == "timer":
+            return (
+                scripts.TIMER_FIRE,
+                [keys.run(wid, rid), keys.history(wid, rid), wft_stream, timers_key],
+                [self.member(), self.seq],
+            )
         mode = WORKFLOW_TASK_KINDS[self.kind]
         return (
             scripts.WORKFLOW_TASK_TIMER,

@@ -113,6 +113,33 @@ def is_replaying() -> bool:
     return _instance().replaying
 
 
+async def sleep(duration: timedelta | float) -> None:
+    """Sleep durably: a timer recorded in the history survives worker and Redis restarts.
+
+    Same as ``asyncio.sleep`` inside workflow code, which is durable too.
+    """
+    seconds = to_seconds(duration, "duration") or 0.0
+    _instance()
+    await asyncio.sleep(seconds)
+
+
+async def wait_condition(
+    check: Callable[[], bool],
+    *,
+    timeout: timedelta | float | None = None,  # noqa: ASYNC109 - Temporal's name; durable
+) -> None:
+    """Wait until ``check()`` is true (checked whenever the workflow's code is idle).
+
+    With ``timeout``, raises ``TimeoutError`` if the condition stays false that long.
+    """
+    future = _instance().wait_condition(check)
+    seconds = to_seconds(timeout, "timeout")
+    if seconds is None:
+        await future
+    else:
+        await asyncio.wait_for(future, seconds)
+
+
 def start_activity(
     activity: Callable[..., Any] | str,
     *args: Any,

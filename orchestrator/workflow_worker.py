@@ -11,7 +11,14 @@ import orjson
 
 from . import history, scripts
 from .activity_worker import WorkerContext
-from .commands import Command, CompleteWorkflow, FailWorkflow, ScheduleActivity
+from .commands import (
+    CancelTimer,
+    Command,
+    CompleteWorkflow,
+    FailWorkflow,
+    ScheduleActivity,
+    StartTimer,
+)
 from .connection import with_retry
 from .converter import dumps, failure_from_exception
 from .errors import WorkflowTaskError
@@ -189,6 +196,8 @@ class WorkflowTaskRunner:
                     keys.activity_tasks_for(queue, wid),
                 ]
                 args += _activity_args(command, info)
+            elif isinstance(command, StartTimer | CancelTimer):
+                args += _timer_args(command, info)
             elif isinstance(command, CompleteWorkflow):
                 result = command.result_json
                 args += ["complete", b'{"result":' + result + b"}", result]
@@ -206,9 +215,15 @@ class WorkflowTaskRunner:
         if isinstance(command, ScheduleActivity):
             fields = {**log_fields, "activity_type": command.activity_type, "seq": command.seq}
             logger.info("activity scheduled", extra={"fields": fields})
+        elif isinstance(command, StartTimer):
+            logger.info(
+                "timer started (%.3f s)",
+                command.duration_ms / 1000,
+                extra={"fields": {**log_fields, "seq": command.seq}},
+            )
         elif isinstance(command, CompleteWorkflow):
             logger.info("workflow completed", extra={"fields": log_fields})
-        else:
+        elif isinstance(command, FailWorkflow):
             logger.info(
                 "workflow failed: %s: %s",
                 command.failure.type,
@@ -254,3 +269,12 @@ def _activity_args(command: ScheduleActivity, info: WorkflowInfo) -> list[Any]:
         s2c_timer.member(),
         attrs,
     ]
+
+
+def _timer_args(command: StartTimer | CancelTimer, info: WorkflowInfo) -> list[Any]:
+    member = Timer(
+        "timer", info.workflow_id, info.run_id, command.seq, "", "", info.task_queue
+    ).member()
+    if isinstance(command, StartTimer):
+        return ["timer", command.seq, command.duration_ms, member]
+    return ["cancel_timer", command.seq, member]

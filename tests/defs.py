@@ -228,3 +228,21 @@ ALL_WORKFLOWS = [
     deterministic,
 ]
 ALL_ACTIVITIES = [greet, echo, fail, fail_twice, not_retryable, wait_for_gate, sleep, price]
+
+
+@workflow.defn(name="Sleeper")
+async def sleeper(seconds: float) -> str:
+    await workflow.sleep(seconds)
+    return await workflow.execute_activity(greet, "after sleep", start_to_close_timeout=TIMEOUT)
+
+
+@workflow.defn(name="WaitWithTimeout")
+async def wait_with_timeout(seconds: float) -> str:
+    try:
+        await workflow.wait_condition(lambda: False, timeout=seconds)
+    except TimeoutError:
+        return "timed out"
+    return "condition met"
+
+
+ALL_WORKFLOWS += [sleeper, wait_with_timeout]

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 import redis
-from helpers import run
 
 from orchestrator import Client, ConfigurationError, RedisUnavailableError
 from orchestrator.connection import safe_url
 from orchestrator.devserver import free_port
+
+from helpers import run
 
 
 @pytest.fixture

@@ -5,10 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import defs
 import pytest
 import redis
-from helpers import events_of, eventually, run, running_worker
 
 from orchestrator import (
     Client,
@@ -16,6 +14,9 @@ from orchestrator import (
     WorkflowFailureError,
     WorkflowNotFoundError,
 )
+
+import defs
+from helpers import events_of, eventually, run, running_worker
 
 
 @pytest.fixture

@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 import redis
-from helpers import events_of, eventually, run, running_worker
 
 from orchestrator import Client
 from orchestrator.devserver import EmbeddedRedis
+
+from helpers import events_of, eventually, run, running_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"

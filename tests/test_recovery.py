@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import defs
 import pytest
 import redis
-from helpers import events_of, eventually, run, running_worker
 
 from orchestrator import Client, scripts, workflow
 from orchestrator.keys import CONSUMER_GROUP
 from orchestrator.timers import Timer
+
+import defs
+from helpers import events_of, eventually, run, running_worker
 
 
 @pytest.fixture

@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 from orchestrator import ActivityError, NonDeterminismError, workflow
-from orchestrator.commands import CompleteWorkflow, FailWorkflow, ScheduleActivity
+from orchestrator.commands import (
+    CancelTimer,
+    CompleteWorkflow,
+    FailWorkflow,
+    ScheduleActivity,
+    StartTimer,
+)
 from orchestrator.converter import loads
 from orchestrator.runtime import WorkflowInstance
 from orchestrator.workflow import WorkflowDefinition, WorkflowInfo
@@ -189,11 +195,61 @@ def test_activity_failure_is_raised_in_workflow_code() -> None:
     assert loads(command.result_json) == "caught KeyError: nope (attempt 3)"
 
 
-def test_asyncio_sleep_fails_the_task_with_a_clear_error() -> None:
+def test_asyncio_sleep_is_a_durable_timer() -> None:
     h = History("Sleeps")
     h.add("WorkflowTaskStarted")
-    with pytest.raises(Exception, match=r"asyncio\.sleep"):
-        instance(sleeps).apply(h.events)
+    (command,) = instance(sleeps).apply(h.events)
+    assert isinstance(command, StartTimer) and command.duration_ms == 1000
+
+
+def test_a_fired_timer_resumes_the_code_and_a_cancelled_one_is_recorded() -> None:
+    @workflow.defn(name="Race")
+    async def race() -> str:
+        try:
+            await asyncio.wait_for(workflow.execute_activity("Slow", start_to_close_timeout=60), 5)
+        except TimeoutError:
+            return "timed out"
+        return "finished"
+
+    h = History("Race")
+    h.task(("TimerStarted", {"seq": 1}), scheduled(1, "Slow"))
+    h.add("TimerFired", seq=1)
+    h.add("WorkflowTaskStarted")
+    commands = instance(race).apply(h.events)
+    assert isinstance(commands[-1], CompleteWorkflow)
+    assert loads(commands[-1].result_json) == "timed out"
+
+    h = History("Race")
+    h.task(("TimerStarted", {"seq": 1}), scheduled(1, "Slow"))
+    h.add("ActivityTaskCompleted", seq=1, result=None)
+    h.add("WorkflowTaskStarted")
+    commands = instance(race).apply(h.events)
+    assert isinstance(commands[0], CancelTimer) and commands[0].seq == 1
+    assert loads(commands[-1].result_json) == "finished"
+
+
+def test_wait_condition_wakes_when_state_changes() -> None:
+    @workflow.defn(name="Cond")
+    async def cond() -> list[int]:
+        got: list[int] = []
+
+        async def collect() -> None:
+            for i in range(2):
+                got.append(await workflow.execute_activity("A", i, start_to_close_timeout=5))
+
+        task = asyncio.ensure_future(collect())
+        await workflow.wait_condition(lambda: len(got) == 2)
+        await task
+        return got
+
+    h = History("Cond")
+    h.task(scheduled(1, "A"))
+    h.add("ActivityTaskCompleted", seq=1, result=10)
+    h.task(scheduled(2, "A"))
+    h.add("ActivityTaskCompleted", seq=2, result=20)
+    h.add("WorkflowTaskStarted")
+    (command,) = instance(cond).apply(h.events)
+    assert loads(command.result_json) == [10, 20]
 
 
 def test_unserializable_result_fails_the_workflow() -> None:

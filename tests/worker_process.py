@@ -12,9 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import defs
-
 from orchestrator import Client, Worker, logs
+
+import defs
 
 
 async def main(task_queue: str, role: str) -> None:

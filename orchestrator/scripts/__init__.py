@@ -66,6 +66,7 @@ ACTIVITY_START = Script.load("activity_start")
 ACTIVITY_COMPLETE = Script.load("activity_complete")
 ACTIVITY_FAIL = Script.load("activity_fail")
 ACTIVITY_TIMER = Script.load("activity_timer")
+TIMER_FIRE = Script.load("timer_fire")
 TIMERS_DUE = Script.load("timers_due")
 
 ALL = (
@@ -78,6 +79,7 @@ ALL = (
     ACTIVITY_COMPLETE,
     ACTIVITY_FAIL,
     ACTIVITY_TIMER,
+    TIMER_FIRE,
     TIMERS_DUE,
 )
 

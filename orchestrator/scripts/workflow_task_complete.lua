@@ -11,6 +11,8 @@
 -- ARGV[3...] commands, each a type followed by its arguments:
 --   'activity', seq, task JSON, retry policy JSON, schedule-to-close ms (0: none),
 --               schedule-to-close timer member, ActivityTaskScheduled attrs JSON
+--   'timer',    seq, duration ms, timer member
+--   'cancel_timer', seq, timer member
 --   'complete', WorkflowExecutionCompleted attrs JSON, result JSON
 --   'fail',     WorkflowExecutionFailed attrs JSON, failure JSON
 --
@@ -27,7 +29,7 @@ local workflow_id, run_id = state[4], state[5]
 
 -- Validate every command before the first write: a script that errors half-way
 -- would leave its earlier writes in place.
-local sizes = {activity = 7, complete = 3, fail = 3}
+local sizes = {activity = 7, timer = 4, cancel_timer = 3, complete = 3, fail = 3}
 local j = 3
 while j <= #ARGV do
   local size = sizes[ARGV[j]]
@@ -66,6 +68,16 @@ while i <= #ARGV do
       's2c_timer', s2c_timer)
     append_event(run, history, 'ActivityTaskScheduled', ARGV[i + 6], now)
     i, k = i + 7, k + 2
+  elseif kind == 'timer' then
+    local fire_at = now + tonumber(ARGV[i + 2])
+    redis.call('ZADD', timers, fire_at, ARGV[i + 3])
+    append_event(run, history, 'TimerStarted', '{"seq":' .. ARGV[i + 1] .. ',"duration_ms":' ..
+      ARGV[i + 2] .. ',"fire_at":' .. fire_at .. '}', now)
+    i = i + 4
+  elseif kind == 'cancel_timer' then
+    redis.call('ZREM', timers, ARGV[i + 2])
+    append_event(run, history, 'TimerCanceled', '{"seq":' .. ARGV[i + 1] .. '}', now)
+    i = i + 3
   elseif kind == 'complete' then
     close_run('COMPLETED', 'WorkflowExecutionCompleted', ARGV[i + 1], 'result', ARGV[i + 2])
     closed, i = true, i + 3
