@@ -14,6 +14,7 @@ from .errors import (
     WorkflowAlreadyStartedError,
     WorkflowFailureError,
     WorkflowNotFoundError,
+    WorkflowNotRunningError,
     WorkflowTaskError,
 )
 from .retry import RetryPolicy
@@ -36,6 +37,7 @@ __all__ = [
     "WorkflowFailureError",
     "WorkflowHandle",
     "WorkflowNotFoundError",
+    "WorkflowNotRunningError",
     "WorkflowTaskError",
     "activity",
     "workflow",

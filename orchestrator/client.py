@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,11 +29,19 @@ from .errors import (
     WorkflowAlreadyStartedError,
     WorkflowFailureError,
     WorkflowNotFoundError,
+    WorkflowNotRunningError,
 )
 from .keys import Keys
 from .workflow import WorkflowDefinition
 
 MAX_ID_LENGTH = 1000
+CONFLICT_POLICIES = ("fail", "use_existing", "terminate_existing")
+REUSE_POLICIES = ("allow_duplicate", "allow_duplicate_failed_only", "reject_duplicate")
+
+
+def _check_choice(value: str, choices: tuple[str, ...], what: str) -> None:
+    if value not in choices:
+        raise ConfigurationError(f"{what} must be one of {', '.join(choices)} (got {value!r})")
 
 
 def check_name(value: str, what: str) -> str:
@@ -129,31 +137,100 @@ class Client:
         *args: Any,
         id: str,
         task_queue: str,
+        id_conflict_policy: str = "fail",
+        id_reuse_policy: str = "allow_duplicate",
     ) -> WorkflowHandle:
         """Start a run of ``workflow`` (a registered function or its name) with ``args``.
 
-        Raises :class:`WorkflowAlreadyStartedError` if ``id`` has a running run.
+        When ``id`` has a running run, ``id_conflict_policy`` decides: ``"fail"``
+        (raise :class:`WorkflowAlreadyStartedError`), ``"use_existing"`` (return a
+        handle on it: starting twice is idempotent) or ``"terminate_existing"``.
+        When its last run is closed, ``id_reuse_policy`` decides: ``"allow_duplicate"``,
+        ``"allow_duplicate_failed_only"`` or ``"reject_duplicate"``.
         """
+        return await self._start(
+            workflow, args, id, task_queue, None, id_conflict_policy, id_reuse_policy
+        )
+
+    async def signal_with_start(
+        self,
+        workflow: Callable[..., Any] | str,
+        *args: Any,
+        id: str,
+        task_queue: str,
+        signal: str,
+        signal_args: Sequence[Any] = (),
+    ) -> WorkflowHandle:
+        """Signal the running run of ``id``, or start one and deliver the signal to it first."""
+        check_name(signal, "signal name")
+        attrs = dumps({"name": signal, "input": list(signal_args)})
+        return await self._start(workflow, args, id, task_queue, attrs, "fail", "allow_duplicate")
+
+    async def _start(
+        self,
+        workflow: Callable[..., Any] | str,
+        args: Sequence[Any],
+        workflow_id: str,
+        task_queue: str,
+        signal_attrs: bytes | None,
+        conflict: str,
+        reuse: str,
+    ) -> WorkflowHandle:
         name = workflow if isinstance(workflow, str) else WorkflowDefinition.of(workflow).name
         check_name(name, "workflow type")
-        check_name(id, "workflow id")
+        check_name(workflow_id, "workflow id")
         check_name(task_queue, "task queue")
+        _check_choice(conflict, CONFLICT_POLICIES, "id_conflict_policy")
+        _check_choice(reuse, REUSE_POLICIES, "id_reuse_policy")
         run_id = str(uuid.uuid4())
         attrs = dumps({"workflow_type": name, "task_queue": task_queue, "input": list(args)})
-        k = self.keys
-        reply = await scripts.START_WORKFLOW(
-            self.redis,
-            [
-                k.workflow(id),
-                k.run(id, run_id),
-                k.history(id, run_id),
-                k.workflow_tasks_for(task_queue, id),
-            ],
-            [id, run_id, name, task_queue, attrs],
-        )
-        if reply[0] == "ALREADY_STARTED":
-            raise WorkflowAlreadyStartedError(id, reply[1])
-        return WorkflowHandle(self, id, run_id)
+        k, wid = self.keys, workflow_id
+        new_keys = [
+            k.run(wid, run_id),
+            k.history(wid, run_id),
+            k.workflow_tasks_for(task_queue, wid),
+        ]
+        # Acting on a running run (signal it, use or terminate it) needs its keys; a
+        # plain start does not, and skips the read.
+        look = signal_attrs is not None or conflict != "fail"
+        for _ in range(10):
+            seen, seen_queue = ("", "")
+            if look:
+                seen, seen_queue = await self.redis.hmget(k.workflow(wid), "run_id", "task_queue")
+            old_keys = new_keys
+            if seen:
+                old_keys = [
+                    k.run(wid, seen),
+                    k.history(wid, seen),
+                    k.workflow_tasks_for(seen_queue or task_queue, wid),
+                ]
+            reply = await scripts.START_WORKFLOW(
+                self.redis,
+                [k.workflow(wid), *new_keys, *old_keys],
+                [
+                    wid,
+                    run_id,
+                    name,
+                    task_queue,
+                    attrs,
+                    signal_attrs or "",
+                    seen or "",
+                    conflict,
+                    reuse,
+                ],
+            )
+            outcome = reply[0]
+            if outcome == "RACE":
+                look = True
+                continue
+            if outcome == "ALREADY_STARTED":
+                raise WorkflowAlreadyStartedError(wid, reply[1])
+            if outcome == "REJECTED":
+                raise WorkflowAlreadyStartedError(
+                    wid, "", f"its last run ended {reply[1]} and the reuse policy is {reuse}"
+                )
+            return WorkflowHandle(self, wid, reply[1] if outcome == "EXISTING" else run_id)
+        raise WorkflowAlreadyStartedError(wid, "", "its runs kept changing while starting")
 
     async def execute_workflow(
         self,
@@ -211,6 +288,44 @@ class WorkflowHandle:
             close_time=_ms_to_datetime(state.get("closed_at")),
             history_length=int(state.get("last_event_id", 0)),
         )
+
+    async def signal(self, name: str, *args: Any) -> None:
+        """Send signal ``name`` with ``args`` to the run; its handler runs in the workflow."""
+        check_name(name, "signal name")
+        attrs = dumps({"name": name, "input": list(args)})
+        k, redis = self.client.keys, self.client.redis
+        current, queue = await redis.hmget(k.workflow(self.id), "run_id", "task_queue")
+        if not current:
+            raise WorkflowNotFoundError(f"workflow {self.id!r} not found")
+        run_id = self._run_id or current
+        reply = await scripts.SIGNAL_WORKFLOW(
+            redis,
+            [
+                k.workflow(self.id),
+                k.run(self.id, run_id),
+                k.history(self.id, run_id),
+                k.workflow_tasks_for(queue, self.id),
+            ],
+            [run_id, attrs],
+        )
+        if reply[0] != "OK":
+            raise WorkflowNotRunningError(
+                f"workflow {self.id!r} run {run_id} is not running; nothing was signalled"
+            )
+
+    async def terminate(self, reason: str = "") -> None:
+        """End the run at once, without running its code."""
+        run_id = await self._resolve_run()
+        k = self.client.keys
+        reply = await scripts.TERMINATE_WORKFLOW(
+            self.client.redis,
+            [k.workflow(self.id), k.run(self.id, run_id), k.history(self.id, run_id)],
+            [run_id, dumps({"reason": reason})],
+        )
+        if reply[0] != "OK":
+            raise WorkflowNotRunningError(
+                f"workflow {self.id!r} run {run_id} is already closed ({reply[1].lower()})"
+            )
 
     async def history(self) -> list[history.Event]:
         """Every event of the run, oldest first."""

@@ -66,12 +66,17 @@ class NamespaceMismatchError(ConfigurationError):
 
 
 class WorkflowAlreadyStartedError(OrchestratorError):
-    """Raised when starting a workflow id whose current run is still running."""
+    """Raised when starting a workflow id that is running, or whose reuse policy forbids it."""
 
-    def __init__(self, workflow_id: str, run_id: str) -> None:
-        super().__init__(f"workflow {workflow_id!r} is already started (run {run_id})")
+    def __init__(self, workflow_id: str, run_id: str, reason: str = "") -> None:
+        detail = reason or f"run {run_id} is still running"
+        super().__init__(f"workflow {workflow_id!r} is already started: {detail}")
         self.workflow_id = workflow_id
         self.run_id = run_id
+
+
+class WorkflowNotRunningError(OrchestratorError):
+    """Raised when signalling or terminating a run that has already closed."""
 
 
 class WorkflowNotFoundError(OrchestratorError):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.events
+import inspect
 import logging
 import random
 from collections import deque
@@ -38,7 +39,7 @@ from .commands import (
     StartTimer,
     describe_event,
 )
-from .converter import convert_args, dumps, failure_from_exception, to_type
+from .converter import convert_args, dumps, failure_from_exception, param_types, to_type
 from .errors import (
     ActivityError,
     Failure,
@@ -149,6 +150,9 @@ class WorkflowInstance:
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._timer_seqs: dict[int, int] = {}  # id(handle) -> seq: TimerHandle is unhashable
         self._conditions: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        self._signal_handlers: dict[str, Callable[..., Any]] = {}
+        self._signal_buffer: dict[str, list[list[Any]]] = {}
+        self._handler_failure: BaseException | None = None
         self._commands: list[Command] = []
         self._unmatched: deque[Command] = deque()
         self._inputs: list[history.Event] = []
@@ -255,6 +259,9 @@ class WorkflowInstance:
             args = convert_args(attrs.get("input") or [], self.definition.arg_types)
             self._main = self.loop.create_task(self.definition.fn(*args))
             return
+        if kind == history.WORKFLOW_EXECUTION_SIGNALED:
+            self._on_signal(attrs["name"], attrs.get("input") or [])
+            return
         seq = attrs["seq"]
         if kind == history.TIMER_FIRED:
             self._fire_timer(seq)
@@ -276,10 +283,10 @@ class WorkflowInstance:
 
     def _finish_if_done(self) -> None:
         main = self._main
-        if self._closed or main is None or not main.done():
+        if self._closed or main is None or not (main.done() or self._handler_failure):
             return
         self._closed = True
-        exc = main.exception()
+        exc = self._handler_failure or main.exception()
         if isinstance(exc, WorkflowTaskError | NonDeterminismError):
             raise exc
         if exc is None:
@@ -301,6 +308,35 @@ class WorkflowInstance:
         self._pending[seq] = (handle, result_type)
         self._commands.append(ScheduleActivity(seq, activity_type, dumps(args), options))
         return handle
+
+    def set_signal_handler(self, name: str, handler: Callable[..., Any]) -> None:
+        """Register a handler; signals that arrived before it are delivered now, in order."""
+        self._signal_handlers[name] = handler
+        for args in self._signal_buffer.pop(name, []):
+            self._run_handler(handler, args)
+
+    def _on_signal(self, name: str, args: list[Any]) -> None:
+        handler = self._signal_handlers.get(name)
+        if handler is None:
+            self._signal_buffer.setdefault(name, []).append(args)
+        else:
+            self._run_handler(handler, args)
+
+    def _run_handler(self, handler: Callable[..., Any], args: list[Any]) -> None:
+        """Run a signal handler as a task of the workflow; if it raises, the workflow fails."""
+        arg_types, _ = param_types(handler)
+
+        async def call() -> None:
+            result = handler(*convert_args(args, arg_types))
+            if inspect.isawaitable(result):
+                await result
+
+        task = self.loop.create_task(call())
+        task.add_done_callback(self._handler_done)
+
+    def _handler_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None and not self._handler_failure:
+            self._handler_failure = task.exception()
 
     def start_timer(self, handle: asyncio.TimerHandle, delay: float) -> None:
         seq, self._next_timer_seq = self._next_timer_seq, self._next_timer_seq + 1

@@ -113,6 +113,14 @@ def is_replaying() -> bool:
     return _instance().replaying
 
 
+def set_signal_handler(name: str, handler: Callable[..., Any]) -> None:
+    """Run ``handler(*args)`` (sync or async) for each signal ``name`` sent to this run.
+
+    Signals that arrived before the handler was set are delivered to it at once, in order.
+    """
+    _instance().set_signal_handler(name, handler)
+
+
 async def sleep(duration: timedelta | float) -> None:
     """Sleep durably: a timer recorded in the history survives worker and Redis restarts.
 

@@ -133,6 +133,12 @@ class WorkflowTaskRunner:
         reply = await with_retry(
             lambda: self.ctx.batcher.call(scripts.WORKFLOW_TASK_COMPLETE, keys_, args)
         )
+        if reply[0] == "NEW_EVENTS":
+            logger.info(
+                "workflow task superseded: events arrived while it ran; running it again",
+                extra={"fields": log_fields},
+            )
+            return
         if reply[0] != "OK":
             logger.warning(
                 "workflow task completion refused: the task is no longer current",

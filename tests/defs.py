@@ -246,3 +246,27 @@ async def wait_with_timeout(seconds: float) -> str:
 
 
 ALL_WORKFLOWS += [sleeper, wait_with_timeout]
+
+
+@workflow.defn(name="Approval")
+async def approval(needed: int) -> list[str]:
+    received: list[str] = []
+    workflow.set_signal_handler("approve", received.append)
+    await workflow.wait_condition(lambda: len(received) >= needed)
+    return received
+
+
+@workflow.defn(name="SignalAsync")
+async def signal_async() -> list[str]:
+    """An async handler that runs an activity per signal."""
+    greetings: list[str] = []
+
+    async def on_name(name: str) -> None:
+        greetings.append(await workflow.execute_activity(greet, name, start_to_close_timeout=10))
+
+    workflow.set_signal_handler("name", on_name)
+    await workflow.wait_condition(lambda: len(greetings) == 2)
+    return greetings
+
+
+ALL_WORKFLOWS += [approval, signal_async]

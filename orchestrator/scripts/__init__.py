@@ -67,6 +67,8 @@ ACTIVITY_COMPLETE = Script.load("activity_complete")
 ACTIVITY_FAIL = Script.load("activity_fail")
 ACTIVITY_TIMER = Script.load("activity_timer")
 TIMER_FIRE = Script.load("timer_fire")
+SIGNAL_WORKFLOW = Script.load("signal_workflow")
+TERMINATE_WORKFLOW = Script.load("terminate_workflow")
 TIMERS_DUE = Script.load("timers_due")
 
 ALL = (
@@ -80,6 +82,8 @@ ALL = (
     ACTIVITY_FAIL,
     ACTIVITY_TIMER,
     TIMER_FIRE,
+    SIGNAL_WORKFLOW,
+    TERMINATE_WORKFLOW,
     TIMERS_DUE,
 )
 

@@ -17,6 +17,8 @@
 --   'fail',     WorkflowExecutionFailed attrs JSON, failure JSON
 --
 -- Returns {'OK', 1 if the run closed else 0}
+--      or {'NEW_EVENTS'} when the commands would close the run but events arrived
+--         while the task ran: the task is recorded as failed and a new one queued
 --      or {'STALE'} when this task is no longer current: nothing is changed.
 --!include lib/common.lua
 
@@ -30,17 +32,29 @@ local workflow_id, run_id = state[4], state[5]
 -- Validate every command before the first write: a script that errors half-way
 -- would leave its earlier writes in place.
 local sizes = {activity = 7, timer = 4, cancel_timer = 3, complete = 3, fail = 3}
-local j = 3
+local closes = {complete = true, fail = true}
+local j, closing = 3, false
 while j <= #ARGV do
   local size = sizes[ARGV[j]]
   if not size then
     return redis.error_reply('ERR unknown workflow command ' .. tostring(ARGV[j]))
   end
+  closing = closing or closes[ARGV[j]] ~= nil
   j = j + size
 end
 
 local now = now_ms()
 clear_timer(run, 'wft_timer', timers)
+
+-- The code decided to close the run without seeing events that arrived while it
+-- ran (a signal, an activity result): refuse, and let a new task show them to it.
+if closing and redis.call('HGET', run, 'wft_pending') == '1' then
+  append_event(run, history, 'WorkflowTaskFailed', '{"worker":' .. cjson.encode(ARGV[2]) ..
+    ',"cause":"UNHANDLED_NEW_EVENTS","failure":{"type":"UnhandledNewEvents",' ..
+    '"message":"new events arrived while the workflow task ran"}}', now)
+  dispatch_workflow_task(run, wft_stream, workflow_id, run_id)
+  return {'NEW_EVENTS'}
+end
 append_event(run, history, 'WorkflowTaskCompleted', cjson.encode({worker = ARGV[2]}), now)
 
 local function close_run(status, event_type, attrs, field, value)

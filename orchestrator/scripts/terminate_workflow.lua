@@ -1,0 +1,20 @@
+-- Terminate a running run at once, without running any of its code.
+--
+-- KEYS[1] workflow pointer hash
+-- KEYS[2] run hash
+-- KEYS[3] history stream
+-- ARGV[1] run id
+-- ARGV[2] WorkflowExecutionTerminated attrs JSON ({"reason", "identity"})
+--
+-- Returns {'OK'} or {'NOT_RUNNING', status}.
+--!include lib/common.lua
+--!include lib/close.lua
+
+local status = redis.call('HGET', KEYS[2], 'status')
+if status ~= 'RUNNING' then
+  return {'NOT_RUNNING', status or ''}
+end
+-- Only the id's current run can be running (a start never leaves an older one
+-- running), so the pointer follows this run.
+terminate_run(KEYS[2], KEYS[3], KEYS[1], ARGV[2], now_ms())
+return {'OK'}
