@@ -2,6 +2,7 @@
 
 from . import activity, workflow
 from .client import Client, WorkflowDescription, WorkflowHandle
+from .commands import ActivityCancellationType
 from .errors import (
     ActivityError,
     ApplicationError,
@@ -21,6 +22,7 @@ from .retry import RetryPolicy
 from .worker import Worker
 
 __all__ = [
+    "ActivityCancellationType",
     "ActivityError",
     "ApplicationError",
     "Client",

@@ -6,10 +6,12 @@ activity, :func:`info` tells which workflow and attempt it serves.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import inspect
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from .converter import param_types
@@ -74,18 +76,73 @@ class ActivityInfo:
     scheduled_time_ms: int
     started_time_ms: int
     start_to_close_timeout: float
+    heartbeat_timeout: float = 0.0
+    heartbeat_details: list[Any] = field(default_factory=list)
+    """What the last attempt's last heartbeat reported, to resume from."""
 
 
-_current: contextvars.ContextVar[ActivityInfo] = contextvars.ContextVar("activity_info")
+class AttemptContext:
+    """The running attempt's side of heartbeats and cancellation.
+
+    ``heartbeat`` may be called from the worker's event loop (async activities) or
+    from a pool thread (sync ones); the worker's sender reads the latest details.
+    """
+
+    def __init__(self, info: ActivityInfo, loop: asyncio.AbstractEventLoop) -> None:
+        self.info = info
+        self.loop = loop
+        self.details: list[Any] | None = None
+        self.cancel_requested = False
+        self.beat = asyncio.Event()
+        self._lock = threading.Lock()
+
+    def record(self, details: list[Any]) -> None:
+        with self._lock:
+            self.details = details
+        if self.cancel_requested:
+            raise asyncio.CancelledError("the activity's cancellation was requested")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            self.beat.set()
+        else:
+            self.loop.call_soon_threadsafe(self.beat.set)
+
+    def take_details(self) -> list[Any] | None:
+        with self._lock:
+            return self.details
+
+
+_current: contextvars.ContextVar[AttemptContext] = contextvars.ContextVar("activity_attempt")
+
+
+def _context() -> AttemptContext:
+    try:
+        return _current.get()
+    except LookupError:
+        raise ConfigurationError("this function can only be called from an activity") from None
 
 
 def info() -> ActivityInfo:
     """The running activity's info; raises outside an activity."""
-    try:
-        return _current.get()
-    except LookupError:
-        raise ConfigurationError("activity.info() called outside an activity") from None
+    return _context().info
 
 
-def _set_info(value: ActivityInfo) -> None:
+def heartbeat(*details: Any) -> None:
+    """Report progress; ``details`` (JSON values) reach the next attempt if this one fails.
+
+    Heartbeats are throttled before they reach Redis. Raises ``asyncio.CancelledError``
+    once the workflow has asked the activity to stop.
+    """
+    _context().record(list(details))
+
+
+def is_cancelled() -> bool:
+    """Whether the workflow asked this activity to stop (learned through heartbeats)."""
+    return _context().cancel_requested
+
+
+def _set_context(value: AttemptContext) -> None:
     _current.set(value)

@@ -69,8 +69,11 @@ class _Attempt:
 
     @property
     def timer(self) -> Timer:
+        return self.timer_of("stc")
+
+    def timer_of(self, kind: str) -> Timer:
         return Timer(
-            "stc",
+            kind,
             self.workflow_id,
             self.run_id,
             self.seq,
@@ -99,9 +102,11 @@ class ActivityRunner:
         ctx: WorkerContext,
         activities: Mapping[str, ActivityDefinition],
         max_threads: int,
+        heartbeat_throttle: float = 30.0,
     ) -> None:
         self.ctx = ctx
         self.activities = dict(activities)
+        self.heartbeat_throttle = heartbeat_throttle
         self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="activity")
         self.shutting_down = False
 
@@ -122,10 +127,17 @@ class ActivityRunner:
             attempt=info.attempt,
         )
         logger.info("activity started", extra={"fields": log_fields})
+        context = activity.AttemptContext(info, asyncio.get_running_loop())
+        task = asyncio.current_task()
+        assert task is not None
+        beats = asyncio.create_task(self._send_heartbeats(attempt, context, task))
         began = time.perf_counter()
         try:
-            result_json = dumps(await self._invoke(attempt, info))
+            result_json = dumps(await self._invoke(attempt, context))
         except asyncio.CancelledError:
+            if context.cancel_requested:
+                await self._report_canceled(attempt, context, log_fields)
+                return
             if not self.shutting_down:
                 raise
             failure = failure_from_exception(
@@ -134,15 +146,17 @@ class ActivityRunner:
             await self._report_failure(attempt, failure, log_fields)
             raise
         except Exception as exc:  # any failure of user code is reported, never raised
-            await self._report_failure(
-                attempt, failure_from_exception(exc, info.attempt), log_fields
-            )
+            failure = failure_from_exception(exc, info.attempt)
+            await self._report_failure(attempt, failure, log_fields)
             return
+        finally:
+            beats.cancel()
         await self._report_success(attempt, result_json, time.perf_counter() - began, log_fields)
 
-    async def _start(self, attempt: _Attempt) -> tuple[int, int, int] | None:
+    async def _start(self, attempt: _Attempt) -> tuple[int, int, int, list[Any]] | None:
         keys = self.ctx.keys
         wid = attempt.workflow_id
+        hb_timer = attempt.timer_of("hb")
         reply = await with_retry(
             lambda: self.ctx.batcher.call(
                 scripts.ACTIVITY_START,
@@ -159,16 +173,24 @@ class ActivityRunner:
                     self.ctx.identity,
                     attempt.task["stc_ms"],
                     attempt.timer.member(),
+                    attempt.task.get("hb_ms", 0),
+                    hb_timer.member(),
                 ],
             )
         )
         if reply[0] != "OK":
             logger.debug("activity task %s is stale; dropped", attempt.entry_id)
             return None
-        return int(reply[1]), int(reply[2]), int(reply[3])
+        details = orjson.loads(reply[4]) if reply[4] else []
+        return int(reply[1]), int(reply[2]), int(reply[3]), details
 
     def _info(
-        self, attempt: _Attempt, number: int, started_ms: int, scheduled_ms: int
+        self,
+        attempt: _Attempt,
+        number: int,
+        started_ms: int,
+        scheduled_ms: int,
+        details: list[Any],
     ) -> ActivityInfo:
         task = attempt.task
         return ActivityInfo(
@@ -183,9 +205,12 @@ class ActivityRunner:
             scheduled_time_ms=scheduled_ms,
             started_time_ms=started_ms,
             start_to_close_timeout=task["stc_ms"] / 1000,
+            heartbeat_timeout=task.get("hb_ms", 0) / 1000,
+            heartbeat_details=details,
         )
 
-    async def _invoke(self, attempt: _Attempt, info: ActivityInfo) -> Any:
+    async def _invoke(self, attempt: _Attempt, context: activity.AttemptContext) -> Any:
+        info = context.info
         definition = self.activities.get(info.activity_type)
         if definition is None:
             raise ApplicationError(
@@ -194,18 +219,48 @@ class ActivityRunner:
                 type="ActivityNotRegistered",
             )
         args = convert_args(attempt.task.get("input") or [], definition.arg_types)
-        activity._set_info(info)
+        activity._set_context(context)
         if definition.is_async:
             call = definition.fn(*args)
         else:
-            context = contextvars.copy_context()
+            copied = contextvars.copy_context()
             call = asyncio.get_running_loop().run_in_executor(
-                self._pool, context.run, definition.fn, *args
+                self._pool, copied.run, definition.fn, *args
             )
         try:
             return await asyncio.wait_for(call, info.start_to_close_timeout)
         except TimeoutError:
             raise TimeoutError("activity attempt exceeded its start-to-close timeout") from None
+
+    async def _send_heartbeats(
+        self, attempt: _Attempt, context: activity.AttemptContext, task: asyncio.Task[Any]
+    ) -> None:
+        """Forward the attempt's heartbeats to Redis, at most once per throttle interval.
+
+        The reply says whether the workflow asked the activity to stop: then the
+        attempt's task is cancelled (and a sync activity's next heartbeat raises).
+        """
+        timeout_ms = int(attempt.task.get("hb_ms", 0))
+        throttle = min(self.heartbeat_throttle, timeout_ms * 0.8 / 1000 or self.heartbeat_throttle)
+        member = attempt.timer_of("hb").member()
+        keys = [attempt.keys(self.ctx.keys)[0], self.ctx.keys.timers_for(attempt.workflow_id)]
+        while True:
+            await context.beat.wait()
+            context.beat.clear()
+            details = dumps(context.take_details() or [])
+            reply = await with_retry(
+                lambda details=details: self.ctx.batcher.call(
+                    scripts.ACTIVITY_HEARTBEAT,
+                    keys,
+                    [attempt.entry_id, details, timeout_ms, member],
+                )
+            )
+            if reply[0] != "OK" or int(reply[1]):
+                # Cancelled by the workflow, or the attempt timed out: stop working on it.
+                context.cancel_requested = True
+                task.cancel()
+                return
+            await asyncio.sleep(throttle)
 
     async def _report_success(
         self, attempt: _Attempt, result_json: bytes, seconds: float, log_fields: dict[str, Any]
@@ -225,6 +280,22 @@ class ActivityRunner:
             logger.warning(
                 "activity result refused: the attempt is no longer current",
                 extra={"fields": log_fields},
+            )
+
+    async def _report_canceled(
+        self, attempt: _Attempt, context: activity.AttemptContext, log_fields: dict[str, Any]
+    ) -> None:
+        details = dumps(context.take_details() or [])
+        reply = await with_retry(
+            lambda: self.ctx.batcher.call(
+                scripts.ACTIVITY_CANCEL, attempt.keys(self.ctx.keys), [attempt.entry_id, details]
+            )
+        )
+        if reply[0] == "OK":
+            logger.info("activity canceled", extra={"fields": log_fields})
+        else:
+            logger.info(
+                "activity attempt stopped: it is no longer current", extra={"fields": log_fields}
             )
 
     async def _report_failure(

@@ -313,6 +313,24 @@ class WorkflowHandle:
                 f"workflow {self.id!r} run {run_id} is not running; nothing was signalled"
             )
 
+    async def cancel(self, reason: str = "") -> None:
+        """Ask the run to cancel: its code sees ``CancelledError`` and may clean up first."""
+        state = await self._state()
+        run_id, k = state["run_id"], self.client.keys
+        reply = await scripts.REQUEST_CANCEL_WORKFLOW(
+            self.client.redis,
+            [
+                k.run(self.id, run_id),
+                k.history(self.id, run_id),
+                k.workflow_tasks_for(state.get("task_queue", ""), self.id),
+            ],
+            [dumps({"reason": reason})],
+        )
+        if reply[0] == "NOT_RUNNING":
+            raise WorkflowNotRunningError(
+                f"workflow {self.id!r} run {run_id} is already closed ({reply[1].lower()})"
+            )
+
     async def terminate(self, reason: str = "") -> None:
         """End the run at once, without running its code."""
         run_id = await self._resolve_run()

@@ -7,11 +7,23 @@ again are matched against those events to detect non-determinism.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from . import history
 from .errors import Failure
 from .retry import RetryPolicy
+
+
+class ActivityCancellationType(enum.Enum):
+    """What cancelling an activity's handle does, as in Temporal."""
+
+    TRY_CANCEL = "try_cancel"
+    """Ask the activity to stop and resolve the handle as cancelled at once."""
+    WAIT_CANCELLATION_COMPLETED = "wait_cancellation_completed"
+    """Ask the activity to stop and wait until it has (or until it ends anyway)."""
+    ABANDON = "abandon"
+    """Resolve the handle as cancelled; let the activity run on unaware."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +32,9 @@ class ActivityOptions:
     start_to_close_ms: int
     schedule_to_close_ms: int
     retry_policy: RetryPolicy
+    schedule_to_start_ms: int = 0
+    heartbeat_ms: int = 0
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +82,30 @@ class FailWorkflow:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestCancelActivity:
+    seq: int
+    task_queue: str
+    event_type: str = history.ACTIVITY_TASK_CANCEL_REQUESTED
+
+    def describe(self) -> str:
+        return f"RequestCancelActivity(seq={self.seq})"
+
+    def matches(self, event: history.Event) -> bool:
+        return event["type"] == self.event_type and event["attrs"].get("seq") == self.seq
+
+
+@dataclass(frozen=True, slots=True)
+class CancelWorkflow:
+    event_type: str = history.WORKFLOW_EXECUTION_CANCELED
+
+    def describe(self) -> str:
+        return "CancelWorkflow"
+
+    def matches(self, event: history.Event) -> bool:
+        return event["type"] == self.event_type
+
+
+@dataclass(frozen=True, slots=True)
 class StartTimer:
     seq: int
     duration_ms: int
@@ -91,7 +130,15 @@ class CancelTimer:
         return event["type"] == self.event_type and event["attrs"].get("seq") == self.seq
 
 
-Command = ScheduleActivity | StartTimer | CancelTimer | CompleteWorkflow | FailWorkflow
+Command = (
+    ScheduleActivity
+    | RequestCancelActivity
+    | StartTimer
+    | CancelTimer
+    | CompleteWorkflow
+    | FailWorkflow
+    | CancelWorkflow
+)
 
 
 def describe_event(event: history.Event) -> str:
@@ -101,6 +148,10 @@ def describe_event(event: history.Event) -> str:
             f"ActivityTaskScheduled(seq={attrs.get('seq')}, "
             f"activity_type={attrs.get('activity_type')!r})"
         )
-    if event["type"] in (history.TIMER_STARTED, history.TIMER_CANCELED):
+    if event["type"] in (
+        history.TIMER_STARTED,
+        history.TIMER_CANCELED,
+        history.ACTIVITY_TASK_CANCEL_REQUESTED,
+    ):
         return f"{event['type']}(seq={attrs.get('seq')})"
     return str(event["type"])

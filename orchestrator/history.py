@@ -16,6 +16,8 @@ WORKFLOW_EXECUTION_COMPLETED = "WorkflowExecutionCompleted"
 WORKFLOW_EXECUTION_FAILED = "WorkflowExecutionFailed"
 WORKFLOW_EXECUTION_TERMINATED = "WorkflowExecutionTerminated"
 WORKFLOW_EXECUTION_SIGNALED = "WorkflowExecutionSignaled"
+WORKFLOW_EXECUTION_CANCEL_REQUESTED = "WorkflowExecutionCancelRequested"
+WORKFLOW_EXECUTION_CANCELED = "WorkflowExecutionCanceled"
 WORKFLOW_TASK_STARTED = "WorkflowTaskStarted"
 WORKFLOW_TASK_COMPLETED = "WorkflowTaskCompleted"
 WORKFLOW_TASK_FAILED = "WorkflowTaskFailed"
@@ -26,6 +28,8 @@ ACTIVITY_TASK_ATTEMPT_FAILED = "ActivityTaskAttemptFailed"
 ACTIVITY_TASK_COMPLETED = "ActivityTaskCompleted"
 ACTIVITY_TASK_FAILED = "ActivityTaskFailed"
 ACTIVITY_TASK_TIMED_OUT = "ActivityTaskTimedOut"
+ACTIVITY_TASK_CANCEL_REQUESTED = "ActivityTaskCancelRequested"
+ACTIVITY_TASK_CANCELED = "ActivityTaskCanceled"
 TIMER_STARTED = "TimerStarted"
 TIMER_FIRED = "TimerFired"
 TIMER_CANCELED = "TimerCanceled"
@@ -35,10 +39,12 @@ TIMER_CANCELED = "TimerCanceled"
 COMMAND_EVENTS = frozenset(
     {
         ACTIVITY_TASK_SCHEDULED,
+        ACTIVITY_TASK_CANCEL_REQUESTED,
         TIMER_STARTED,
         TIMER_CANCELED,
         WORKFLOW_EXECUTION_COMPLETED,
         WORKFLOW_EXECUTION_FAILED,
+        WORKFLOW_EXECUTION_CANCELED,
     }
 )
 # Delivered to the workflow code as input at its next activation.
@@ -46,9 +52,11 @@ INPUT_EVENTS = frozenset(
     {
         WORKFLOW_EXECUTION_STARTED,
         WORKFLOW_EXECUTION_SIGNALED,
+        WORKFLOW_EXECUTION_CANCEL_REQUESTED,
         ACTIVITY_TASK_COMPLETED,
         ACTIVITY_TASK_FAILED,
         ACTIVITY_TASK_TIMED_OUT,
+        ACTIVITY_TASK_CANCELED,
         TIMER_FIRED,
     }
 )
@@ -56,6 +64,7 @@ CLOSE_EVENTS = {
     WORKFLOW_EXECUTION_COMPLETED: "COMPLETED",
     WORKFLOW_EXECUTION_FAILED: "FAILED",
     WORKFLOW_EXECUTION_TERMINATED: "TERMINATED",
+    WORKFLOW_EXECUTION_CANCELED: "CANCELED",
 }
 
 Event = dict[str, Any]

@@ -21,20 +21,25 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.events
+import contextlib
 import inspect
 import logging
 import random
 from collections import deque
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import history
 from .commands import (
+    ActivityCancellationType,
     ActivityOptions,
     CancelTimer,
+    CancelWorkflow,
     Command,
     CompleteWorkflow,
     FailWorkflow,
+    RequestCancelActivity,
     ScheduleActivity,
     StartTimer,
     describe_event,
@@ -54,11 +59,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class ActivityHandle(asyncio.Future[Any]):
-    """A scheduled activity: await it (alone or with ``asyncio.gather``) for its result."""
+@dataclass(slots=True)
+class _PendingActivity:
+    """An activity the code scheduled whose outcome is not yet in the history."""
 
-    seq: int
+    future: asyncio.Future[Any]
     activity_type: str
+    result_type: Any
 
 
 class _WorkflowLoop(asyncio.AbstractEventLoop):
@@ -145,7 +152,7 @@ class WorkflowInstance:
         self.replaying = True
         self.last_event_id = 0
         self._next_seq = 1
-        self._pending: dict[int, tuple[ActivityHandle, Any]] = {}
+        self._pending: dict[int, _PendingActivity] = {}
         self._next_timer_seq = 1
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._timer_seqs: dict[int, int] = {}  # id(handle) -> seq: TimerHandle is unhashable
@@ -262,30 +269,42 @@ class WorkflowInstance:
         if kind == history.WORKFLOW_EXECUTION_SIGNALED:
             self._on_signal(attrs["name"], attrs.get("input") or [])
             return
+        if kind == history.WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+            if self._main is not None and not self._main.done():
+                self._main.cancel()
+            return
         seq = attrs["seq"]
         if kind == history.TIMER_FIRED:
             self._fire_timer(seq)
             return
         try:
-            handle, result_type = self._pending.pop(seq)
+            pending = self._pending.pop(seq)
         except KeyError:
             raise NonDeterminismError(
                 f"{self._where()}: history resolves activity seq {seq}, "
                 "which the workflow code did not schedule"
             ) from None
-        if handle.done():
+        future = pending.future
+        if future.done():
             return
         if kind == history.ACTIVITY_TASK_COMPLETED:
-            handle.set_result(to_type(attrs.get("result"), result_type))
-        else:
-            failure = Failure.from_dict(attrs.get("failure") or {})
-            handle.set_exception(ActivityError(handle.activity_type, seq, failure))
+            future.set_result(to_type(attrs.get("result"), pending.result_type))
+            return
+        failure = attrs.get("failure") or {
+            "type": "CancelledError",
+            "message": "activity canceled",
+            "attempt": attrs["attempt"],
+        }
+        future.set_exception(ActivityError(pending.activity_type, seq, Failure.from_dict(failure)))
 
     def _finish_if_done(self) -> None:
         main = self._main
         if self._closed or main is None or not (main.done() or self._handler_failure):
             return
         self._closed = True
+        if main.cancelled() and not self._handler_failure:
+            self._commands.append(CancelWorkflow())
+            return
         exc = self._handler_failure or main.exception()
         if isinstance(exc, WorkflowTaskError | NonDeterminismError):
             raise exc
@@ -301,13 +320,31 @@ class WorkflowInstance:
 
     def start_activity(
         self, activity_type: str, args: list[Any], options: ActivityOptions, result_type: Any
-    ) -> ActivityHandle:
+    ) -> asyncio.Task[Any]:
         seq, self._next_seq = self._next_seq, self._next_seq + 1
-        handle = ActivityHandle(loop=self.loop)
-        handle.seq, handle.activity_type = seq, activity_type
-        self._pending[seq] = (handle, result_type)
+        future = self.loop.create_future()
+        self._pending[seq] = _PendingActivity(future, activity_type, result_type)
         self._commands.append(ScheduleActivity(seq, activity_type, dumps(args), options))
-        return handle
+        return self.loop.create_task(
+            self._await_activity(seq, future, options),
+            name=f"activity {activity_type} (seq {seq})",
+        )
+
+    async def _await_activity(
+        self, seq: int, future: asyncio.Future[Any], options: ActivityOptions
+    ) -> Any:
+        """Await an activity's outcome; if this is cancelled, cancel the activity as asked."""
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancellation = options.cancellation_type
+            if future.done() or cancellation is ActivityCancellationType.ABANDON:
+                raise
+            self._commands.append(RequestCancelActivity(seq, options.task_queue))
+            if cancellation is ActivityCancellationType.WAIT_CANCELLATION_COMPLETED:
+                with contextlib.suppress(ActivityError):
+                    await future
+            raise
 
     def set_signal_handler(self, name: str, handler: Callable[..., Any]) -> None:
         """Register a handler; signals that arrived before it are delivered now, in order."""

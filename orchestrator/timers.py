@@ -17,7 +17,7 @@ import orjson
 from . import scripts
 from .keys import Keys
 
-ACTIVITY_KINDS = frozenset({"stc", "s2c", "retry"})
+ACTIVITY_KINDS = frozenset({"stc", "hb", "s2s", "s2c", "retry"})
 WORKFLOW_TASK_KINDS = {"wft_timeout": "timeout", "wft_retry": "retry"}
 
 

@@ -23,15 +23,18 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .activity import ActivityDefinition
-from .commands import ActivityOptions
+from .commands import ActivityCancellationType, ActivityOptions
 from .converter import param_types
 from .errors import ConfigurationError
 from .retry import RetryPolicy, to_seconds
 
 if TYPE_CHECKING:
-    from .runtime import ActivityHandle, WorkflowInstance
+    from .runtime import WorkflowInstance
 
 F = TypeVar("F", bound=Callable[..., Coroutine[Any, Any, Any]])
+
+# A scheduled activity: await it, gather it with others, or cancel it.
+ActivityHandle = asyncio.Task
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,14 +157,20 @@ def start_activity(
     task_queue: str | None = None,
     start_to_close_timeout: timedelta | float | None = None,
     schedule_to_close_timeout: timedelta | float | None = None,
+    schedule_to_start_timeout: timedelta | float | None = None,
+    heartbeat_timeout: timedelta | float | None = None,
     retry_policy: RetryPolicy | None = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
     result_type: Any = None,
-) -> ActivityHandle:
+) -> ActivityHandle[Any]:
     """Schedule an activity and return its handle at once; await it for the result.
 
-    At least one of the two timeouts is required. ``start_to_close_timeout``
-    bounds one attempt and defaults to ``schedule_to_close_timeout``, which
-    bounds all attempts together. ``task_queue`` defaults to the workflow's.
+    At least one of ``start_to_close_timeout`` (one attempt) and
+    ``schedule_to_close_timeout`` (all attempts together) is required; the first
+    defaults to the second. ``schedule_to_start_timeout`` bounds the wait for a
+    worker to take an attempt; ``heartbeat_timeout`` fails an attempt whose worker
+    stopped heartbeating. ``task_queue`` defaults to the workflow's. Cancelling the
+    handle cancels the activity as ``cancellation_type`` says.
     """
     instance = _instance()
     if isinstance(activity, str):
@@ -170,54 +179,33 @@ def start_activity(
         definition = ActivityDefinition.of(activity)
         name = definition.name
         result_type = result_type if result_type is not None else definition.result_type
-    options = _activity_options(
-        instance, task_queue, start_to_close_timeout, schedule_to_close_timeout, retry_policy
-    )
-    return instance.start_activity(name, list(args), options, result_type)
-
-
-async def execute_activity(
-    activity: Callable[..., Any] | str,
-    *args: Any,
-    task_queue: str | None = None,
-    start_to_close_timeout: timedelta | float | None = None,
-    schedule_to_close_timeout: timedelta | float | None = None,
-    retry_policy: RetryPolicy | None = None,
-    result_type: Any = None,
-) -> Any:
-    """Run an activity and wait for its result (see :func:`start_activity`)."""
-    return await start_activity(
-        activity,
-        *args,
-        task_queue=task_queue,
-        start_to_close_timeout=start_to_close_timeout,
-        schedule_to_close_timeout=schedule_to_close_timeout,
-        retry_policy=retry_policy,
-        result_type=result_type,
-    )
-
-
-def _activity_options(
-    instance: WorkflowInstance,
-    task_queue: str | None,
-    start_to_close: timedelta | float | None,
-    schedule_to_close: timedelta | float | None,
-    retry_policy: RetryPolicy | None,
-) -> ActivityOptions:
-    stc = to_seconds(start_to_close, "start_to_close_timeout")
-    s2c = to_seconds(schedule_to_close, "schedule_to_close_timeout")
+    stc = to_seconds(start_to_close_timeout, "start_to_close_timeout")
+    s2c = to_seconds(schedule_to_close_timeout, "schedule_to_close_timeout")
     if not stc and not s2c:
         raise ConfigurationError(
             "an activity needs start_to_close_timeout or schedule_to_close_timeout"
         )
     if task_queue is not None and not task_queue:
         raise ConfigurationError("task_queue must not be empty")
-    return ActivityOptions(
+    options = ActivityOptions(
         task_queue=task_queue or instance.info.task_queue,
-        start_to_close_ms=int((stc or s2c or 0) * 1000),
-        schedule_to_close_ms=int((s2c or 0) * 1000),
+        start_to_close_ms=_ms(stc or s2c),
+        schedule_to_close_ms=_ms(s2c),
         retry_policy=retry_policy or RetryPolicy(),
+        schedule_to_start_ms=_ms(to_seconds(schedule_to_start_timeout, "schedule_to_start")),
+        heartbeat_ms=_ms(to_seconds(heartbeat_timeout, "heartbeat_timeout")),
+        cancellation_type=cancellation_type,
     )
+    return instance.start_activity(name, list(args), options, result_type)
+
+
+def _ms(seconds: float | None) -> int:
+    return int((seconds or 0) * 1000)
+
+
+async def execute_activity(activity: Callable[..., Any] | str, *args: Any, **options: Any) -> Any:
+    """Run an activity and wait for its result; takes the options of :func:`start_activity`."""
+    return await start_activity(activity, *args, **options)
 
 
 class _ReplaySafeLogger(logging.LoggerAdapter):  # type: ignore[type-arg]

@@ -13,9 +13,11 @@ from . import history, scripts
 from .activity_worker import WorkerContext
 from .commands import (
     CancelTimer,
+    CancelWorkflow,
     Command,
     CompleteWorkflow,
     FailWorkflow,
+    RequestCancelActivity,
     ScheduleActivity,
     StartTimer,
 )
@@ -193,7 +195,7 @@ class WorkflowTaskRunner:
             keys.timers_for(wid),
             keys.workflow(wid),
         ]
-        args: list[Any] = [entry_id, self.ctx.identity]
+        args: list[Any] = [entry_id, self.ctx.identity, CONSUMER_GROUP]
         for command in commands:
             if isinstance(command, ScheduleActivity):
                 queue = command.options.task_queue
@@ -202,8 +204,16 @@ class WorkflowTaskRunner:
                     keys.activity_tasks_for(queue, wid),
                 ]
                 args += _activity_args(command, info)
+            elif isinstance(command, RequestCancelActivity):
+                script_keys += [
+                    keys.activity(wid, rid, command.seq),
+                    keys.activity_tasks_for(command.task_queue, wid),
+                ]
+                args += ["cancel_activity", command.seq, dumps({"seq": command.seq})]
             elif isinstance(command, StartTimer | CancelTimer):
                 args += _timer_args(command, info)
+            elif isinstance(command, CancelWorkflow):
+                args += ["cancel", b"{}"]
             elif isinstance(command, CompleteWorkflow):
                 result = command.result_json
                 args += ["complete", b'{"result":' + result + b"}", result]
@@ -229,6 +239,8 @@ class WorkflowTaskRunner:
             )
         elif isinstance(command, CompleteWorkflow):
             logger.info("workflow completed", extra={"fields": log_fields})
+        elif isinstance(command, CancelWorkflow):
+            logger.info("workflow canceled", extra={"fields": log_fields})
         elif isinstance(command, FailWorkflow):
             logger.info(
                 "workflow failed: %s: %s",
@@ -250,6 +262,7 @@ def _activity_args(command: ScheduleActivity, info: WorkflowInfo) -> list[Any]:
             "wtq": info.task_queue,
             "wtype": info.workflow_type,
             "stc_ms": options.start_to_close_ms,
+            "hb_ms": options.heartbeat_ms,
         }
     )
     attrs = dumps(
@@ -260,19 +273,24 @@ def _activity_args(command: ScheduleActivity, info: WorkflowInfo) -> list[Any]:
             "input": raw_input,
             "start_to_close_ms": options.start_to_close_ms,
             "schedule_to_close_ms": options.schedule_to_close_ms,
+            "schedule_to_start_ms": options.schedule_to_start_ms,
+            "heartbeat_ms": options.heartbeat_ms,
+            "cancellation_type": options.cancellation_type.value,
             "retry_policy": retry,
         }
     )
-    s2c_timer = Timer(
-        "s2c", info.workflow_id, info.run_id, command.seq, "", options.task_queue, info.task_queue
-    )
+    wid, rid, seq = info.workflow_id, info.run_id, command.seq
+    s2c_timer = Timer("s2c", wid, rid, seq, "", options.task_queue, info.task_queue)
+    s2s_timer = Timer("s2s", wid, rid, seq, "", options.task_queue, info.task_queue)
     return [
         "activity",
-        command.seq,
+        seq,
         task,
         dumps(retry),
         options.schedule_to_close_ms,
         s2c_timer.member(),
+        options.schedule_to_start_ms,
+        s2s_timer.member(),
         attrs,
     ]
 

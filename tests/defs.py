@@ -270,3 +270,123 @@ async def signal_async() -> list[str]:
 
 
 ALL_WORKFLOWS += [approval, signal_async]
+
+
+@activity.defn(name="ResumeFromHeartbeat")
+def resume_from_heartbeat(gate: str) -> list[object]:
+    """Attempt 1 heartbeats 1, 2, 3 then hangs; a later attempt returns what it reads back."""
+    info = activity.info()
+    if info.attempt == 1:
+        for step in (1, 2, 3):
+            activity.heartbeat(step)
+        with _redis() as r:
+            r.set(f"started:{gate}", 1)
+        time.sleep(3)  # silent: no heartbeats
+        return ["attempt 1 finished"]
+    return [info.attempt, *info.heartbeat_details]
+
+
+@activity.defn(name="Chatty")
+def chatty(beats: int) -> int:
+    for i in range(beats):
+        activity.heartbeat(i)
+    return beats
+
+
+@activity.defn(name="WorkUntilCancelled")
+async def work_until_cancelled(gate: str) -> str:
+    with _redis() as r:
+        r.set(f"started:{gate}", 1)
+    try:
+        while True:
+            activity.heartbeat("working")
+            await asyncio.sleep(0.05)
+    except asyncio.CancelledError:
+        with _redis() as r:
+            r.set(f"cancelled:{gate}", 1)
+        raise
+
+
+@activity.defn(name="Compensate")
+def compensate(what: str) -> str:
+    _count("Compensate")
+    return f"undid {what}"
+
+
+@workflow.defn(name="HeartbeatResume")
+async def heartbeat_resume(gate: str) -> list[object]:
+    return await workflow.execute_activity(
+        resume_from_heartbeat,
+        gate,
+        start_to_close_timeout=30,
+        heartbeat_timeout=1,
+        retry_policy=RetryPolicy(initial_interval=0.1),
+    )
+
+
+@workflow.defn(name="ChattyWorkflow")
+async def chatty_workflow(beats: int) -> int:
+    return await workflow.execute_activity(
+        chatty, beats, start_to_close_timeout=30, heartbeat_timeout=10
+    )
+
+
+@workflow.defn(name="CancelWithCleanup")
+async def cancel_with_cleanup(gate: str, wait: bool) -> str:
+    from orchestrator import ActivityCancellationType
+
+    kind = (
+        ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+        if wait
+        else ActivityCancellationType.TRY_CANCEL
+    )
+    try:
+        await workflow.execute_activity(
+            work_until_cancelled,
+            gate,
+            start_to_close_timeout=60,
+            heartbeat_timeout=5,
+            cancellation_type=kind,
+        )
+    except asyncio.CancelledError:
+        await workflow.execute_activity(compensate, gate, start_to_close_timeout=10)
+        raise
+    return "not cancelled"
+
+
+@workflow.defn(name="CancelUnstarted")
+async def cancel_unstarted() -> str:
+    task = workflow.start_activity(
+        "NobodyRunsThis", task_queue="nowhere", start_to_close_timeout=10
+    )
+    await workflow.sleep(0.2)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        return "cancelled"
+    return "finished"
+
+
+@workflow.defn(name="ScheduleToStart")
+async def schedule_to_start() -> str:
+    try:
+        await workflow.execute_activity(
+            "NobodyRunsThis",
+            task_queue="nowhere",
+            start_to_close_timeout=10,
+            schedule_to_start_timeout=0.3,
+        )
+    except ActivityError as err:
+        return f"{err.type}: {err.failure.message}"
+    return "started"
+
+
+ALL_WORKFLOWS += [
+    heartbeat_resume,
+    chatty_workflow,
+    cancel_with_cleanup,
+    cancel_unstarted,
+    schedule_to_start,
+]
+ALL_ACTIVITIES += [resume_from_heartbeat, chatty, work_until_cancelled, compensate]

@@ -78,7 +78,7 @@ def test_late_completion_from_timed_out_attempt_is_refused(url: str) -> None:
                 reply = await scripts.ACTIVITY_START(
                     r,
                     [*act_keys, stream, keys.timers(0)],
-                    [zombie["id"], CONSUMER_GROUP, "zombie", 300, timer.member()],
+                    [zombie["id"], CONSUMER_GROUP, "zombie", 300, timer.member(), 0, ""],
                 )
                 assert reply[0] == "OK"
 

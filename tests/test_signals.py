@@ -243,7 +243,9 @@ def test_completion_is_refused_when_a_signal_arrived_during_the_task(url: str) -
             await handle.signal("approve", "mid-task")
             # The code (which never saw the signal) tries to complete the run.
             reply = await scripts.WORKFLOW_TASK_COMPLETE(
-                r, [*run_keys, k.workflow("ls")], [entry_id, "w1", "complete", b"{}", b"[]"]
+                r,
+                [*run_keys, k.workflow("ls")],
+                [entry_id, "w1", "workers", "complete", b"{}", b"[]"],
             )
             assert reply == ["NEW_EVENTS"]
             history = await handle.history()

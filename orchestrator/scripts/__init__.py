@@ -66,6 +66,9 @@ ACTIVITY_START = Script.load("activity_start")
 ACTIVITY_COMPLETE = Script.load("activity_complete")
 ACTIVITY_FAIL = Script.load("activity_fail")
 ACTIVITY_TIMER = Script.load("activity_timer")
+ACTIVITY_HEARTBEAT = Script.load("activity_heartbeat")
+ACTIVITY_CANCEL = Script.load("activity_cancel")
+REQUEST_CANCEL_WORKFLOW = Script.load("request_cancel_workflow")
 TIMER_FIRE = Script.load("timer_fire")
 SIGNAL_WORKFLOW = Script.load("signal_workflow")
 TERMINATE_WORKFLOW = Script.load("terminate_workflow")
@@ -81,6 +84,9 @@ ALL = (
     ACTIVITY_COMPLETE,
     ACTIVITY_FAIL,
     ACTIVITY_TIMER,
+    ACTIVITY_HEARTBEAT,
+    ACTIVITY_CANCEL,
+    REQUEST_CANCEL_WORKFLOW,
     TIMER_FIRE,
     SIGNAL_WORKFLOW,
     TERMINATE_WORKFLOW,

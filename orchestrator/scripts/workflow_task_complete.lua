@@ -5,22 +5,29 @@
 -- KEYS[3] workflow task stream of the run's task queue
 -- KEYS[4] due-time set (timers) of the shard
 -- KEYS[5] workflow pointer hash
--- KEYS[6...] two per 'activity' command: activity hash, activity task stream
+-- KEYS[6...] two per 'activity' and per 'cancel_activity' command, in command order:
+--            activity hash, activity task stream
 -- ARGV[1] stream entry id of the task (must be the current workflow task)
 -- ARGV[2] worker id
--- ARGV[3...] commands, each a type followed by its arguments:
---   'activity', seq, task JSON, retry policy JSON, schedule-to-close ms (0: none),
---               schedule-to-close timer member, ActivityTaskScheduled attrs JSON
+-- ARGV[3] consumer group
+-- ARGV[4...] commands, each a type followed by its arguments:
+--   'activity', seq, task JSON, retry policy JSON,
+--               schedule-to-close ms (0: none), schedule-to-close timer member,
+--               schedule-to-start ms (0: none), schedule-to-start timer member,
+--               ActivityTaskScheduled attrs JSON
+--   'cancel_activity', seq, ActivityTaskCancelRequested attrs JSON
 --   'timer',    seq, duration ms, timer member
 --   'cancel_timer', seq, timer member
 --   'complete', WorkflowExecutionCompleted attrs JSON, result JSON
 --   'fail',     WorkflowExecutionFailed attrs JSON, failure JSON
+--   'cancel',   WorkflowExecutionCanceled attrs JSON
 --
 -- Returns {'OK', 1 if the run closed else 0}
 --      or {'NEW_EVENTS'} when the commands would close the run but events arrived
 --         while the task ran: the task is recorded as failed and a new one queued
 --      or {'STALE'} when this task is no longer current: nothing is changed.
 --!include lib/common.lua
+--!include lib/activity.lua
 
 local run, history, wft_stream, timers = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local state = redis.call('HMGET', run, 'status', 'wft', 'wft_entry', 'workflow_id', 'run_id')
@@ -31,9 +38,10 @@ local workflow_id, run_id = state[4], state[5]
 
 -- Validate every command before the first write: a script that errors half-way
 -- would leave its earlier writes in place.
-local sizes = {activity = 7, timer = 4, cancel_timer = 3, complete = 3, fail = 3}
-local closes = {complete = true, fail = true}
-local j, closing = 3, false
+local sizes = {activity = 9, cancel_activity = 3, timer = 4, cancel_timer = 3, complete = 3,
+  fail = 3, cancel = 2}
+local closes = {complete = true, fail = true, cancel = true}
+local j, closing = 4, false
 while j <= #ARGV do
   local size = sizes[ARGV[j]]
   if not size then
@@ -55,6 +63,7 @@ if closing and redis.call('HGET', run, 'wft_pending') == '1' then
   dispatch_workflow_task(run, wft_stream, workflow_id, run_id)
   return {'NEW_EVENTS'}
 end
+
 append_event(run, history, 'WorkflowTaskCompleted', cjson.encode({worker = ARGV[2]}), now)
 
 local function close_run(status, event_type, attrs, field, value)
@@ -64,41 +73,72 @@ local function close_run(status, event_type, attrs, field, value)
   redis.call('HSET', KEYS[5], 'status', status)
 end
 
-local i, k, closed = 3, 6, false
+local function schedule_activity(act, stream, i)
+  local seq, task = ARGV[i + 1], ARGV[i + 2]
+  local s2c_ms, s2s_ms = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 6])
+  local entry = redis.call('XADD', stream, '*',
+    'w', workflow_id, 'r', run_id, 's', seq, 'a', 1, 't', task)
+  redis.call('HSET', act, 'w', workflow_id, 'r', run_id, 'seq', seq, 'attempt', 1,
+    'status', 'scheduled', 'entry', entry, 'task', task, 'retry', ARGV[i + 3],
+    'scheduled_at', now, 'deadline', s2c_ms > 0 and now + s2c_ms or 0,
+    's2s_ms', s2s_ms)
+  if s2c_ms > 0 then
+    redis.call('HSET', act, 's2c_timer', ARGV[i + 5])
+    redis.call('ZADD', timers, now + s2c_ms, ARGV[i + 5])
+  end
+  if s2s_ms > 0 then
+    redis.call('HSET', act, 's2s_timer', ARGV[i + 7])
+    redis.call('ZADD', timers, now + s2s_ms, ARGV[i + 7])
+  end
+  append_event(run, history, 'ActivityTaskScheduled', ARGV[i + 8], now)
+end
+
+-- Cancel at once what has not started; ask a running attempt to stop (it learns
+-- of it when it heartbeats) and let it report how it ended.
+local function cancel_activity(act, stream, i)
+  append_event(run, history, 'ActivityTaskCancelRequested', ARGV[i + 2], now)
+  local a = redis.call('HMGET', act, 'status', 'entry', 'seq', 'attempt')
+  if a[1] == 'scheduled' or a[1] == 'backoff' then
+    if a[1] == 'scheduled' then
+      redis.call('XACK', stream, ARGV[3], a[2])
+      redis.call('XDEL', stream, a[2])
+    end
+    close_activity(act, run, history, wft_stream, timers, 'ActivityTaskCanceled',
+      '{"seq":' .. a[3] .. ',"attempt":' .. a[4] .. '}', now)
+  elseif a[1] == 'running' then
+    redis.call('HSET', act, 'cancel_requested', '1')
+  end
+end
+
+local i, k, closed = 4, 6, false
 while i <= #ARGV do
   local kind = ARGV[i]
   if kind == 'activity' then
-    local act, stream, seq = KEYS[k], KEYS[k + 1], ARGV[i + 1]
-    local s2c_ms, s2c_timer = tonumber(ARGV[i + 4]), ''
-    local entry = redis.call('XADD', stream, '*',
-      'w', workflow_id, 'r', run_id, 's', seq, 'a', 1, 't', ARGV[i + 2])
-    if s2c_ms > 0 then
-      s2c_timer = ARGV[i + 5]
-      redis.call('ZADD', timers, now + s2c_ms, s2c_timer)
-    end
-    redis.call('HSET', act, 'w', workflow_id, 'r', run_id, 'seq', seq, 'attempt', 1,
-      'status', 'scheduled', 'entry', entry, 'task', ARGV[i + 2], 'retry', ARGV[i + 3],
-      'scheduled_at', now, 'deadline', s2c_ms > 0 and now + s2c_ms or 0,
-      's2c_timer', s2c_timer)
-    append_event(run, history, 'ActivityTaskScheduled', ARGV[i + 6], now)
-    i, k = i + 7, k + 2
+    schedule_activity(KEYS[k], KEYS[k + 1], i)
+    k = k + 2
+  elseif kind == 'cancel_activity' then
+    cancel_activity(KEYS[k], KEYS[k + 1], i)
+    k = k + 2
   elseif kind == 'timer' then
     local fire_at = now + tonumber(ARGV[i + 2])
     redis.call('ZADD', timers, fire_at, ARGV[i + 3])
     append_event(run, history, 'TimerStarted', '{"seq":' .. ARGV[i + 1] .. ',"duration_ms":' ..
       ARGV[i + 2] .. ',"fire_at":' .. fire_at .. '}', now)
-    i = i + 4
   elseif kind == 'cancel_timer' then
     redis.call('ZREM', timers, ARGV[i + 2])
     append_event(run, history, 'TimerCanceled', '{"seq":' .. ARGV[i + 1] .. '}', now)
-    i = i + 3
   elseif kind == 'complete' then
     close_run('COMPLETED', 'WorkflowExecutionCompleted', ARGV[i + 1], 'result', ARGV[i + 2])
-    closed, i = true, i + 3
-  else -- 'fail'
+    closed = true
+  elseif kind == 'fail' then
     close_run('FAILED', 'WorkflowExecutionFailed', ARGV[i + 1], 'failure', ARGV[i + 2])
-    closed, i = true, i + 3
+    closed = true
+  else -- 'cancel'
+    close_run('CANCELED', 'WorkflowExecutionCanceled', ARGV[i + 1], 'failure',
+      '{"type":"CancelledError","message":"workflow canceled"}')
+    closed = true
   end
+  i = i + sizes[kind]
 end
 
 if not closed then

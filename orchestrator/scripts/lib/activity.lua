@@ -18,9 +18,9 @@ end
 -- and a workflow task so the workflow code sees the outcome.
 local function close_activity(act_key, run_key, history_key, wft_stream, timers_key,
                               event_type, attrs_json, now)
-  clear_timer(act_key, 'stc_timer', timers_key)
-  clear_timer(act_key, 's2c_timer', timers_key)
-  clear_timer(act_key, 'retry_timer', timers_key)
+  for _, field in ipairs({'stc_timer', 'hb_timer', 's2c_timer', 's2s_timer', 'retry_timer'}) do
+    clear_timer(act_key, field, timers_key)
+  end
   local ids = redis.call('HMGET', act_key, 'w', 'r')
   redis.call('DEL', act_key)
   append_event(run_key, history_key, event_type, attrs_json, now)
@@ -44,7 +44,8 @@ local function end_attempt(act_key, run_key, history_key, wft_stream, timers_key
   end
 
   clear_timer(act_key, 'stc_timer', timers_key)
-  redis.call('HSET', act_key, 'status', 'backoff', 'entry', '', 'stc_timer', '',
+  clear_timer(act_key, 'hb_timer', timers_key)
+  redis.call('HSET', act_key, 'status', 'backoff', 'entry', '', 'stc_timer', '', 'hb_timer', '',
     'retry_timer', retry_member)
   redis.call('ZADD', timers_key, now + delay, retry_member)
   append_event(run_key, history_key, 'ActivityTaskAttemptFailed',
