@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from redis.asyncio import Redis
@@ -33,6 +33,9 @@ from .errors import (
 )
 from .keys import Keys
 from .workflow import WorkflowDefinition
+
+if TYPE_CHECKING:
+    from .schedules import ScheduleClient
 
 MAX_ID_LENGTH = 1000
 CONFLICT_POLICIES = ("fail", "use_existing", "terminate_existing")
@@ -111,6 +114,13 @@ class Client:
     def namespace(self) -> str:
         return self.keys.namespace
 
+    @property
+    def schedules(self) -> ScheduleClient:
+        """Create, list, describe, pause, unpause, trigger and delete schedules."""
+        from .schedules import ScheduleClient  # imported here: schedules.py imports this module
+
+        return ScheduleClient(self)
+
     @classmethod
     async def connect(
         cls, url: str | None = None, *, namespace: str = "default", shards: int | None = None
@@ -183,7 +193,15 @@ class Client:
         _check_choice(conflict, CONFLICT_POLICIES, "id_conflict_policy")
         _check_choice(reuse, REUSE_POLICIES, "id_reuse_policy")
         run_id = str(uuid.uuid4())
-        attrs = dumps({"workflow_type": name, "task_queue": task_queue, "input": list(args)})
+        attrs = dumps(
+            {
+                "workflow_type": name,
+                "task_queue": task_queue,
+                "input": list(args),
+                "workflow_id": workflow_id,
+                "run_id": run_id,
+            }
+        )
         k, wid = self.keys, workflow_id
         new_keys = [
             k.run(wid, run_id),
@@ -269,8 +287,8 @@ class WorkflowHandle:
             self._run_id = run_id
         return self._run_id
 
-    async def _state(self) -> dict[str, str]:
-        run_id = await self._resolve_run()
+    async def _state(self, run_id: str | None = None) -> dict[str, str]:
+        run_id = run_id or await self._resolve_run()
         state = await self.client.redis.hgetall(self.client.keys.run(self.id, run_id))
         if not state:
             raise WorkflowNotFoundError(f"workflow {self.id!r} run {run_id} not found")
@@ -359,10 +377,18 @@ class WorkflowHandle:
     ) -> Any:
         """Wait for the run to close; return its result or raise :class:`WorkflowFailureError`.
 
-        Waits on the run's history stream with blocking reads, not by polling.
+        Follows continue-as-new to the run that finally closes. Waits on each run's
+        history stream with blocking reads, not by polling.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         state = await self._state()
+        while True:
+            state = await self._wait_closed(state, deadline)
+            if state.get("status") != "CONTINUED_AS_NEW":
+                return self._outcome(state, result_type)
+            state = await self._state(state["continued_to"])
+
+    async def _wait_closed(self, state: dict[str, str], deadline: float | None) -> dict[str, str]:
         history_key = self.client.keys.history(self.id, state["run_id"])
         last_id = f"0-{state.get('last_event_id', 0)}"
         while state.get("status") == "RUNNING":
@@ -370,15 +396,15 @@ class WorkflowHandle:
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise TimeoutError(f"workflow {self.id!r} still running after {timeout} s")
+                    raise TimeoutError(f"workflow {self.id!r} is still running")
                 block_ms = max(1, min(block_ms, int(remaining * 1000)))
             reply = await self.client.redis.xread({history_key: last_id}, block=block_ms)
             if reply:
                 entries = reply[0][1]
                 last_id = entries[-1][0]
                 if any(e["type"] in history.CLOSE_EVENTS for e in history.from_stream(entries)):
-                    state = await self._state()
-        return self._outcome(state, result_type)
+                    state = await self._state(state["run_id"])
+        return state
 
     def _outcome(self, state: dict[str, str], result_type: Any) -> Any:
         status = state.get("status", "")

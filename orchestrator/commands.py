@@ -106,6 +106,32 @@ class CancelWorkflow:
 
 
 @dataclass(frozen=True, slots=True)
+class ContinueAsNew:
+    input_json: bytes
+    event_type: str = history.WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+
+    def describe(self) -> str:
+        return "ContinueAsNew"
+
+    def matches(self, event: history.Event) -> bool:
+        return event["type"] == self.event_type
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMarker:
+    """A version marker: this run took the branch of patch ``patch_id``."""
+
+    patch_id: str
+    event_type: str = history.MARKER_RECORDED
+
+    def describe(self) -> str:
+        return f"RecordMarker(patch_id={self.patch_id!r})"
+
+    def matches(self, event: history.Event) -> bool:
+        return event["type"] == self.event_type and event["attrs"].get("patch_id") == self.patch_id
+
+
+@dataclass(frozen=True, slots=True)
 class StartTimer:
     seq: int
     duration_ms: int
@@ -138,6 +164,8 @@ Command = (
     | CompleteWorkflow
     | FailWorkflow
     | CancelWorkflow
+    | ContinueAsNew
+    | RecordMarker
 )
 
 
@@ -154,4 +182,6 @@ def describe_event(event: history.Event) -> str:
         history.ACTIVITY_TASK_CANCEL_REQUESTED,
     ):
         return f"{event['type']}(seq={attrs.get('seq')})"
+    if event["type"] == history.MARKER_RECORDED:
+        return f"MarkerRecorded(patch_id={attrs.get('patch_id')!r})"
     return str(event["type"])

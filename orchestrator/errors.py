@@ -83,6 +83,14 @@ class WorkflowNotFoundError(OrchestratorError):
     """Raised when a workflow id (or run id) does not exist in the namespace."""
 
 
+class ScheduleNotFoundError(OrchestratorError):
+    """Raised when a schedule id does not exist in the namespace."""
+
+
+class ScheduleAlreadyExistsError(OrchestratorError):
+    """Raised when creating a schedule whose id is already taken in the namespace."""
+
+
 class WorkflowFailureError(OrchestratorError):
     """Raised by a handle's ``result()`` when the workflow run did not complete."""
 
@@ -131,6 +139,17 @@ class ActivityError(OrchestratorError):
     def type(self) -> str:
         """The failure type: the exception class name, or ``TimeoutError`` for timeouts."""
         return self.failure.type
+
+
+class ContinueAsNewError(BaseException):
+    """Raised by ``workflow.continue_as_new`` to end the run and start the next one.
+
+    A BaseException, so that an ``except Exception`` in workflow code lets it through.
+    """
+
+    def __init__(self, args: list[Any]) -> None:
+        super().__init__("continue as new")
+        self.input = args
 
 
 class NonDeterminismError(OrchestratorError):

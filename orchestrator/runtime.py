@@ -38,7 +38,9 @@ from .commands import (
     CancelWorkflow,
     Command,
     CompleteWorkflow,
+    ContinueAsNew,
     FailWorkflow,
+    RecordMarker,
     RequestCancelActivity,
     ScheduleActivity,
     StartTimer,
@@ -47,6 +49,7 @@ from .commands import (
 from .converter import convert_args, dumps, failure_from_exception, param_types, to_type
 from .errors import (
     ActivityError,
+    ContinueAsNewError,
     Failure,
     NonDeterminismError,
     OrchestratorError,
@@ -160,6 +163,8 @@ class WorkflowInstance:
         self._signal_handlers: dict[str, Callable[..., Any]] = {}
         self._signal_buffer: dict[str, list[list[Any]]] = {}
         self._handler_failure: BaseException | None = None
+        self._recorded_patches: set[str] = set()
+        self._patches: dict[str, bool] = {}
         self._commands: list[Command] = []
         self._unmatched: deque[Command] = deque()
         self._inputs: list[history.Event] = []
@@ -177,6 +182,7 @@ class WorkflowInstance:
         Returns the commands to record. Raises :class:`NonDeterminismError` when the
         code no longer issues what the history recorded.
         """
+        self._note_patches(events)
         for event in events:
             self._on_event(event)
         if self._mark is None:
@@ -186,6 +192,7 @@ class WorkflowInstance:
 
     def replay(self, events: list[history.Event]) -> None:
         """Replay a whole history (no live activation), checking it against the code."""
+        self._note_patches(events)
         for event in events:
             self._on_event(event)
         self._check_all_matched(None)
@@ -308,6 +315,9 @@ class WorkflowInstance:
         exc = self._handler_failure or main.exception()
         if isinstance(exc, WorkflowTaskError | NonDeterminismError):
             raise exc
+        if isinstance(exc, ContinueAsNewError):
+            self._commands.append(ContinueAsNew(dumps(exc.input)))
+            return
         if exc is None:
             try:
                 self._commands.append(CompleteWorkflow(dumps(main.result())))
@@ -345,6 +355,20 @@ class WorkflowInstance:
                 with contextlib.suppress(ActivityError):
                     await future
             raise
+
+    def _note_patches(self, events: list[history.Event]) -> None:
+        for event in events:
+            if event["type"] == history.MARKER_RECORDED:
+                self._recorded_patches.add(event["attrs"].get("patch_id", ""))
+
+    def patched(self, patch_id: str) -> bool:
+        """True where the run takes the new branch of ``patch_id``; see ``workflow.patched``."""
+        if patch_id not in self._patches:
+            taken = not self.replaying or patch_id in self._recorded_patches
+            self._patches[patch_id] = taken
+            if taken:
+                self._commands.append(RecordMarker(patch_id))
+        return self._patches[patch_id]
 
     def set_signal_handler(self, name: str, handler: Callable[..., Any]) -> None:
         """Register a handler; signals that arrived before it are delivered now, in order."""

@@ -20,12 +20,12 @@ import uuid
 from collections.abc import Callable, Coroutine, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 
 from .activity import ActivityDefinition
 from .commands import ActivityCancellationType, ActivityOptions
 from .converter import param_types
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ContinueAsNewError
 from .retry import RetryPolicy, to_seconds
 
 if TYPE_CHECKING:
@@ -122,6 +122,28 @@ def set_signal_handler(name: str, handler: Callable[..., Any]) -> None:
     Signals that arrived before the handler was set are delivered to it at once, in order.
     """
     _instance().set_signal_handler(name, handler)
+
+
+def continue_as_new(*args: Any) -> NoReturn:
+    """End this run and start a new run of the same workflow with ``args`` and a fresh history.
+
+    Raises :class:`ContinueAsNewError`; let it propagate out of the workflow function.
+    """
+    _instance()
+    raise ContinueAsNewError(list(args))
+
+
+def patched(patch_id: str) -> bool:
+    """Branch on a code change without breaking runs that started before it.
+
+    Returns True for runs that reach this point under the new code (recording a
+    marker in their history) and False for runs replaying a history recorded
+    before the change, so each keeps the path it took::
+
+        if workflow.patched("send-receipt"):
+            await workflow.execute_activity(send_receipt, ...)
+    """
+    return _instance().patched(patch_id)
 
 
 async def sleep(duration: timedelta | float) -> None:

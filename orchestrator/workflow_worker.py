@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
@@ -16,7 +17,9 @@ from .commands import (
     CancelWorkflow,
     Command,
     CompleteWorkflow,
+    ContinueAsNew,
     FailWorkflow,
+    RecordMarker,
     RequestCancelActivity,
     ScheduleActivity,
     StartTimer,
@@ -214,6 +217,24 @@ class WorkflowTaskRunner:
                 args += _timer_args(command, info)
             elif isinstance(command, CancelWorkflow):
                 args += ["cancel", b"{}"]
+            elif isinstance(command, RecordMarker):
+                args += ["marker", dumps({"patch_id": command.patch_id})]
+            elif isinstance(command, ContinueAsNew):
+                new_run = str(uuid.uuid4())
+                script_keys += [keys.run(wid, new_run), keys.history(wid, new_run)]
+                raw_input = orjson.Fragment(command.input_json)
+                started = {
+                    "workflow_type": info.workflow_type,
+                    "task_queue": info.task_queue,
+                    "input": raw_input,
+                    "continued_from": rid,
+                }
+                args += [
+                    "continue",
+                    new_run,
+                    dumps({"new_run_id": new_run, "input": raw_input}),
+                    dumps(started),
+                ]
             elif isinstance(command, CompleteWorkflow):
                 result = command.result_json
                 args += ["complete", b'{"result":' + result + b"}", result]
@@ -241,6 +262,8 @@ class WorkflowTaskRunner:
             logger.info("workflow completed", extra={"fields": log_fields})
         elif isinstance(command, CancelWorkflow):
             logger.info("workflow canceled", extra={"fields": log_fields})
+        elif isinstance(command, ContinueAsNew):
+            logger.info("workflow continued as new", extra={"fields": log_fields})
         elif isinstance(command, FailWorkflow):
             logger.info(
                 "workflow failed: %s: %s",

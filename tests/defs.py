@@ -390,3 +390,24 @@ ALL_WORKFLOWS += [
     schedule_to_start,
 ]
 ALL_ACTIVITIES += [resume_from_heartbeat, chatty, work_until_cancelled, compensate]
+
+
+@workflow.defn(name="Counter")
+async def counter(n: int, limit: int) -> int:
+    if n < limit:
+        await workflow.execute_activity(echo, n, start_to_close_timeout=10)
+        workflow.continue_as_new(n + 1, limit)
+    return n
+
+
+@workflow.defn(name="Versioned")
+async def versioned(name: str, gate: str) -> list[str]:
+    """The patched version: runs that pass the patch point under this code also echo."""
+    out = [await workflow.execute_activity(greet, name, start_to_close_timeout=10)]
+    if workflow.patched("add-echo"):
+        out.append(await workflow.execute_activity(echo, "patched", start_to_close_timeout=10))
+    out.append(await workflow.execute_activity(wait_for_gate, gate, start_to_close_timeout=10))
+    return out
+
+
+ALL_WORKFLOWS += [counter, versioned]

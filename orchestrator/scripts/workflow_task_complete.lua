@@ -5,8 +5,9 @@
 -- KEYS[3] workflow task stream of the run's task queue
 -- KEYS[4] due-time set (timers) of the shard
 -- KEYS[5] workflow pointer hash
--- KEYS[6...] two per 'activity' and per 'cancel_activity' command, in command order:
---            activity hash, activity task stream
+-- KEYS[6...] two per 'activity', 'cancel_activity' and 'continue' command, in command
+--            order: activity hash and activity task stream; or, for 'continue', the
+--            new run's hash and history stream
 -- ARGV[1] stream entry id of the task (must be the current workflow task)
 -- ARGV[2] worker id
 -- ARGV[3] consumer group
@@ -21,6 +22,9 @@
 --   'complete', WorkflowExecutionCompleted attrs JSON, result JSON
 --   'fail',     WorkflowExecutionFailed attrs JSON, failure JSON
 --   'cancel',   WorkflowExecutionCanceled attrs JSON
+--   'continue', new run id, WorkflowExecutionContinuedAsNew attrs JSON,
+--               the new run's WorkflowExecutionStarted attrs JSON
+--   'marker',   MarkerRecorded attrs JSON
 --
 -- Returns {'OK', 1 if the run closed else 0}
 --      or {'NEW_EVENTS'} when the commands would close the run but events arrived
@@ -39,8 +43,8 @@ local workflow_id, run_id = state[4], state[5]
 -- Validate every command before the first write: a script that errors half-way
 -- would leave its earlier writes in place.
 local sizes = {activity = 9, cancel_activity = 3, timer = 4, cancel_timer = 3, complete = 3,
-  fail = 3, cancel = 2}
-local closes = {complete = true, fail = true, cancel = true}
+  fail = 3, cancel = 2, continue = 4, marker = 2}
+local closes = {complete = true, fail = true, cancel = true, continue = true}
 local j, closing = 4, false
 while j <= #ARGV do
   local size = sizes[ARGV[j]]
@@ -110,6 +114,20 @@ local function cancel_activity(act, stream, i)
   end
 end
 
+-- Close this run and start the next one of the same workflow id, with a fresh history.
+local function continue_as_new(new_run, new_history, i)
+  local new_run_id = ARGV[i + 1]
+  local state = redis.call('HMGET', run, 'workflow_type', 'task_queue')
+  close_run('CONTINUED_AS_NEW', 'WorkflowExecutionContinuedAsNew', ARGV[i + 2],
+    'continued_to', new_run_id)
+  redis.call('HSET', KEYS[5], 'run_id', new_run_id, 'status', 'RUNNING')
+  redis.call('HSET', new_run, 'workflow_id', workflow_id, 'run_id', new_run_id,
+    'workflow_type', state[1], 'task_queue', state[2], 'status', 'RUNNING',
+    'started_at', now, 'last_event_id', 0, 'wft_attempt', 1, 'continued_from', run_id)
+  append_event(new_run, new_history, 'WorkflowExecutionStarted', ARGV[i + 3], now)
+  dispatch_workflow_task(new_run, wft_stream, workflow_id, new_run_id)
+end
+
 local i, k, closed = 4, 6, false
 while i <= #ARGV do
   local kind = ARGV[i]
@@ -133,6 +151,11 @@ while i <= #ARGV do
   elseif kind == 'fail' then
     close_run('FAILED', 'WorkflowExecutionFailed', ARGV[i + 1], 'failure', ARGV[i + 2])
     closed = true
+  elseif kind == 'marker' then
+    append_event(run, history, 'MarkerRecorded', ARGV[i + 1], now)
+  elseif kind == 'continue' then
+    continue_as_new(KEYS[k], KEYS[k + 1], i)
+    k, closed = k + 2, true
   else -- 'cancel'
     close_run('CANCELED', 'WorkflowExecutionCanceled', ARGV[i + 1], 'failure',
       '{"type":"CancelledError","message":"workflow canceled"}')
