@@ -10,7 +10,10 @@ from .errors import (
     Failure,
     NonDeterminismError,
     OrchestratorError,
+    QueryError,
     RedisUnavailableError,
+    ScheduleAlreadyExistsError,
+    ScheduleNotFoundError,
     SerializationError,
     WorkflowAlreadyStartedError,
     WorkflowFailureError,
@@ -19,6 +22,7 @@ from .errors import (
     WorkflowTaskError,
 )
 from .retry import RetryPolicy
+from .schedules import ScheduleAction, ScheduleDescription, ScheduleSpec
 from .worker import Worker
 
 __all__ = [
@@ -30,8 +34,14 @@ __all__ = [
     "Failure",
     "NonDeterminismError",
     "OrchestratorError",
+    "QueryError",
     "RedisUnavailableError",
     "RetryPolicy",
+    "ScheduleAction",
+    "ScheduleAlreadyExistsError",
+    "ScheduleDescription",
+    "ScheduleNotFoundError",
+    "ScheduleSpec",
     "SerializationError",
     "Worker",
     "WorkflowAlreadyStartedError",

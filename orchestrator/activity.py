@@ -12,7 +12,7 @@ import inspect
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, overload
+from typing import Any, NoReturn, TypeVar, overload
 
 from .converter import param_types
 from .errors import ConfigurationError
@@ -79,6 +79,8 @@ class ActivityInfo:
     heartbeat_timeout: float = 0.0
     heartbeat_details: list[Any] = field(default_factory=list)
     """What the last attempt's last heartbeat reported, to resume from."""
+    task_token: str = ""
+    """Completes this attempt from elsewhere after ``raise_complete_async()``."""
 
 
 class AttemptContext:
@@ -137,6 +139,19 @@ def heartbeat(*details: Any) -> None:
     once the workflow has asked the activity to stop.
     """
     _context().record(list(details))
+
+
+class CompleteAsyncError(BaseException):
+    """Raised by :func:`raise_complete_async`; the worker then leaves the attempt open."""
+
+
+def raise_complete_async() -> NoReturn:
+    """End this call without a result: the attempt is completed later through its task token.
+
+    The attempt stays open until then, still bound by its start-to-close timeout.
+    """
+    _context()
+    raise CompleteAsyncError()
 
 
 def is_cancelled() -> bool:

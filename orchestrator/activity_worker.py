@@ -22,6 +22,7 @@ from .connection import with_retry
 from .converter import convert_args, dumps, failure_from_exception
 from .errors import ApplicationError, Failure
 from .keys import CONSUMER_GROUP, Keys
+from .task_token import TaskToken
 from .timers import Timer
 
 logger = logging.getLogger(__name__)
@@ -134,6 +135,9 @@ class ActivityRunner:
         began = time.perf_counter()
         try:
             result_json = dumps(await self._invoke(attempt, context))
+        except activity.CompleteAsyncError:
+            logger.info("activity will be completed asynchronously", extra={"fields": log_fields})
+            return
         except asyncio.CancelledError:
             if context.cancel_requested:
                 await self._report_canceled(attempt, context, log_fields)
@@ -207,6 +211,15 @@ class ActivityRunner:
             start_to_close_timeout=task["stc_ms"] / 1000,
             heartbeat_timeout=task.get("hb_ms", 0) / 1000,
             heartbeat_details=details,
+            task_token=TaskToken(
+                self.ctx.keys.namespace,
+                attempt.workflow_id,
+                attempt.run_id,
+                attempt.seq,
+                attempt.entry_id,
+                task["tq"],
+                task["wtq"],
+            ).encode(),
         )
 
     async def _invoke(self, attempt: _Attempt, context: activity.AttemptContext) -> Any:

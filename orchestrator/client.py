@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -26,12 +26,16 @@ from .errors import (
     ConfigurationError,
     Failure,
     NamespaceMismatchError,
+    QueryError,
     WorkflowAlreadyStartedError,
     WorkflowFailureError,
     WorkflowNotFoundError,
     WorkflowNotRunningError,
 )
 from .keys import Keys
+from .retry import to_seconds
+from .task_token import AsyncActivityHandle
+from .timers import Timer
 from .workflow import WorkflowDefinition
 
 if TYPE_CHECKING:
@@ -40,6 +44,20 @@ if TYPE_CHECKING:
 MAX_ID_LENGTH = 1000
 CONFLICT_POLICIES = ("fail", "use_existing", "terminate_existing")
 REUSE_POLICIES = ("allow_duplicate", "allow_duplicate_failed_only", "reject_duplicate")
+
+
+@dataclass(frozen=True, slots=True)
+class _StartOptions:
+    conflict: str = "fail"
+    reuse: str = "allow_duplicate"
+    run_timeout_ms: int = 0
+    execution_timeout_ms: int = 0
+    run_id: str = ""  # chosen by the caller: a child's run id is fixed before it starts
+    parent_json: bytes = b""
+
+
+def _ms(seconds: float | None) -> int:
+    return int((seconds or 0) * 1000)
 
 
 def _check_choice(value: str, choices: tuple[str, ...], what: str) -> None:
@@ -149,6 +167,8 @@ class Client:
         task_queue: str,
         id_conflict_policy: str = "fail",
         id_reuse_policy: str = "allow_duplicate",
+        execution_timeout: timedelta | float | None = None,
+        run_timeout: timedelta | float | None = None,
     ) -> WorkflowHandle:
         """Start a run of ``workflow`` (a registered function or its name) with ``args``.
 
@@ -157,10 +177,16 @@ class Client:
         handle on it: starting twice is idempotent) or ``"terminate_existing"``.
         When its last run is closed, ``id_reuse_policy`` decides: ``"allow_duplicate"``,
         ``"allow_duplicate_failed_only"`` or ``"reject_duplicate"``.
+        ``run_timeout`` bounds this run; ``execution_timeout`` bounds it together with
+        the runs that continue it as new. A run that times out closes as TIMED_OUT.
         """
-        return await self._start(
-            workflow, args, id, task_queue, None, id_conflict_policy, id_reuse_policy
+        options = _StartOptions(
+            id_conflict_policy,
+            id_reuse_policy,
+            _ms(to_seconds(run_timeout, "run_timeout")),
+            _ms(to_seconds(execution_timeout, "execution_timeout")),
         )
+        return await self._start(workflow, args, id, task_queue, None, options)
 
     async def signal_with_start(
         self,
@@ -174,7 +200,7 @@ class Client:
         """Signal the running run of ``id``, or start one and deliver the signal to it first."""
         check_name(signal, "signal name")
         attrs = dumps({"name": signal, "input": list(signal_args)})
-        return await self._start(workflow, args, id, task_queue, attrs, "fail", "allow_duplicate")
+        return await self._start(workflow, args, id, task_queue, attrs, _StartOptions())
 
     async def _start(
         self,
@@ -183,16 +209,16 @@ class Client:
         workflow_id: str,
         task_queue: str,
         signal_attrs: bytes | None,
-        conflict: str,
-        reuse: str,
+        options: _StartOptions,
     ) -> WorkflowHandle:
         name = workflow if isinstance(workflow, str) else WorkflowDefinition.of(workflow).name
         check_name(name, "workflow type")
         check_name(workflow_id, "workflow id")
         check_name(task_queue, "task queue")
+        conflict, reuse = options.conflict, options.reuse
         _check_choice(conflict, CONFLICT_POLICIES, "id_conflict_policy")
         _check_choice(reuse, REUSE_POLICIES, "id_reuse_policy")
-        run_id = str(uuid.uuid4())
+        run_id = options.run_id or str(uuid.uuid4())
         attrs = dumps(
             {
                 "workflow_type": name,
@@ -224,7 +250,13 @@ class Client:
                 ]
             reply = await scripts.START_WORKFLOW(
                 self.redis,
-                [k.workflow(wid), *new_keys, *old_keys],
+                [
+                    k.workflow(wid),
+                    *new_keys,
+                    *old_keys,
+                    k.timers_for(wid),
+                    k.children(wid, seen or run_id),
+                ],
                 [
                     wid,
                     run_id,
@@ -235,6 +267,10 @@ class Client:
                     seen or "",
                     conflict,
                     reuse,
+                    options.run_timeout_ms,
+                    options.execution_timeout_ms,
+                    Timer("wf_timeout", wid, run_id, 0, "", "", task_queue).member(),
+                    options.parent_json,
                 ],
             )
             outcome = reply[0]
@@ -261,6 +297,10 @@ class Client:
         """Start a workflow and wait for its result."""
         handle = await self.start_workflow(workflow, *args, id=id, task_queue=task_queue)
         return await handle.result(result_type=result_type)
+
+    def get_async_activity_handle(self, task_token: str) -> AsyncActivityHandle:
+        """A handle to complete, fail or heartbeat an activity attempt by its task token."""
+        return AsyncActivityHandle(self, task_token)
 
     def get_workflow_handle(self, workflow_id: str, run_id: str | None = None) -> WorkflowHandle:
         """A handle on an existing workflow; without ``run_id``, its current run."""
@@ -331,6 +371,42 @@ class WorkflowHandle:
                 f"workflow {self.id!r} run {run_id} is not running; nothing was signalled"
             )
 
+    async def query(
+        self,
+        name: str,
+        *args: Any,
+        timeout: float = 10.0,  # noqa: ASYNC109 - bounds each blocking read
+        result_type: Any = None,
+    ) -> Any:
+        """Ask the run's workers for query ``name``; raises :class:`QueryError` on no answer."""
+        check_name(name, "query name")
+        state = await self._state()
+        k, redis, queue = self.client.keys, self.client.redis, state.get("task_queue", "")
+        reply_key = k.query_reply(uuid.uuid4().hex)
+        stream = k.query_tasks(queue, k.shard_of(self.id))
+        # Bounded: queries nobody reads (no worker on the queue) must not pile up.
+        entry_id = await redis.xadd(
+            stream,
+            {"w": self.id, "r": state["run_id"], "q": name, "a": dumps(list(args)), "k": reply_key},
+            maxlen=1000,
+            approximate=True,
+        )
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            popped = await redis.blpop([reply_key], timeout=min(remaining, 5.0))
+            if popped:
+                answer = orjson.loads(popped[1])
+                if "error" in answer:
+                    raise QueryError(
+                        f"query {name!r} of workflow {self.id!r} failed: {answer['error']}"
+                    )
+                return to_type(answer["result"], result_type)
+        await redis.xdel(stream, entry_id)
+        raise QueryError(
+            f"no worker answered query {name!r} of workflow {self.id!r} within {timeout:g} s: "
+            f"is a worker running for task queue {queue!r}?"
+        )
+
     async def cancel(self, reason: str = "") -> None:
         """Ask the run to cancel: its code sees ``CancelledError`` and may clean up first."""
         state = await self._state()
@@ -355,7 +431,13 @@ class WorkflowHandle:
         k = self.client.keys
         reply = await scripts.TERMINATE_WORKFLOW(
             self.client.redis,
-            [k.workflow(self.id), k.run(self.id, run_id), k.history(self.id, run_id)],
+            [
+                k.workflow(self.id),
+                k.run(self.id, run_id),
+                k.history(self.id, run_id),
+                k.children(self.id, run_id),
+                k.timers_for(self.id),
+            ],
             [run_id, dumps({"reason": reason})],
         )
         if reply[0] != "OK":

@@ -132,6 +132,28 @@ class RecordMarker:
 
 
 @dataclass(frozen=True, slots=True)
+class StartChildWorkflow:
+    seq: int
+    workflow_type: str
+    input_json: bytes
+    workflow_id: str
+    task_queue: str
+    parent_close_policy: str
+    event_type: str = history.START_CHILD_WORKFLOW_EXECUTION_INITIATED
+
+    def describe(self) -> str:
+        return f"StartChildWorkflow(seq={self.seq}, workflow_type={self.workflow_type!r})"
+
+    def matches(self, event: history.Event) -> bool:
+        attrs = event["attrs"]
+        return (
+            event["type"] == self.event_type
+            and attrs.get("seq") == self.seq
+            and attrs.get("workflow_type") == self.workflow_type
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class StartTimer:
     seq: int
     duration_ms: int
@@ -166,6 +188,7 @@ Command = (
     | CancelWorkflow
     | ContinueAsNew
     | RecordMarker
+    | StartChildWorkflow
 )
 
 
@@ -182,6 +205,11 @@ def describe_event(event: history.Event) -> str:
         history.ACTIVITY_TASK_CANCEL_REQUESTED,
     ):
         return f"{event['type']}(seq={attrs.get('seq')})"
+    if event["type"] == history.START_CHILD_WORKFLOW_EXECUTION_INITIATED:
+        return (
+            f"StartChildWorkflowExecutionInitiated(seq={attrs.get('seq')}, "
+            f"workflow_type={attrs.get('workflow_type')!r})"
+        )
     if event["type"] == history.MARKER_RECORDED:
         return f"MarkerRecorded(patch_id={attrs.get('patch_id')!r})"
     return str(event["type"])

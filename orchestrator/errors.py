@@ -102,6 +102,10 @@ class WorkflowFailureError(OrchestratorError):
         self.failure = failure
 
 
+class QueryError(OrchestratorError):
+    """Raised when a query cannot be answered: no worker replied in time, or its handler failed."""
+
+
 class ApplicationError(OrchestratorError):
     """Raised by user code to fail an activity or workflow with a chosen type.
 
@@ -150,6 +154,22 @@ class ContinueAsNewError(BaseException):
     def __init__(self, args: list[Any]) -> None:
         super().__init__("continue as new")
         self.input = args
+
+
+class ChildWorkflowError(OrchestratorError):
+    """Raised inside a workflow when a child workflow it awaited did not complete."""
+
+    def __init__(
+        self, workflow_type: str, workflow_id: str, status: str, failure: Failure | None
+    ) -> None:
+        reason = f": {failure.type}: {failure.message}" if failure else ""
+        super().__init__(
+            f"child workflow {workflow_type} ({workflow_id!r}) {status.lower()}{reason}"
+        )
+        self.workflow_type = workflow_type
+        self.workflow_id = workflow_id
+        self.status = status
+        self.failure = failure
 
 
 class NonDeterminismError(OrchestratorError):

@@ -7,15 +7,26 @@ Layout (``ns`` is the namespace, ``{s}`` the hash tag of a shard):
     ns:{s}:run:<run id>            hash    state of one run
     ns:{s}:run:<run id>:history    stream  the run's events, ids 0-1, 0-2, ...
     ns:{s}:run:<run id>:act:<seq>  hash    state of one scheduled activity
+    ns:{s}:run:<run id>:children   hash    the run's child workflows: seq -> JSON state
     ns:{s}:q:<task queue>:wf       stream  workflow tasks of a task queue
     ns:{s}:q:<task queue>:act      stream  activity tasks of a task queue
     ns:{s}:timers                  zset    due times: retries, timeouts
+    ns:{s}:q:<task queue>:query    stream  queries waiting for a worker of the queue
+    ns:query:<request id>          list    the answer to one query, read once
+    ns:{sched}:schedules           zset    schedule ids, scored by when a driver must look
+    ns:{sched}:schedule:<id>       hash    a schedule's spec, action, policies and state
+    ns:{sched}:schedule:<id>:recent
+                                   list    its latest actions, newest first (JSON each)
 
 A workflow lives on one shard, chosen by hashing its id. Everything a state
 transition touches (the run, its history, its activities, the task streams it
 feeds and the due-time set) shares the shard's hash tag, so each transition is
 one Lua script on one slot and the layout runs unchanged on Redis Cluster.
 A worker reads the streams of its task queue on every shard.
+
+Schedules share one tag of their own, so listing them and finding the due ones
+is one slot too. The workflows they start live on their own shards; see
+``schedules.py`` for how a firing stays exactly-once across the two.
 """
 
 from __future__ import annotations
@@ -53,6 +64,9 @@ class Keys:
     def history(self, workflow_id: str, run_id: str) -> str:
         return f"{self.run(workflow_id, run_id)}:history"
 
+    def children(self, workflow_id: str, run_id: str) -> str:
+        return f"{self.run(workflow_id, run_id)}:children"
+
     def activity(self, workflow_id: str, run_id: str, seq: int) -> str:
         return f"{self.run(workflow_id, run_id)}:act:{seq}"
 
@@ -61,6 +75,12 @@ class Keys:
 
     def activity_tasks(self, task_queue: str, shard: int) -> str:
         return f"{self._base(shard)}:q:{task_queue}:act"
+
+    def query_tasks(self, task_queue: str, shard: int) -> str:
+        return f"{self._base(shard)}:q:{task_queue}:query"
+
+    def query_reply(self, request_id: str) -> str:
+        return f"{self.namespace}:query:{request_id}"
 
     def timers(self, shard: int) -> str:
         return f"{self._base(shard)}:timers"
@@ -73,3 +93,12 @@ class Keys:
 
     def timers_for(self, workflow_id: str) -> str:
         return self.timers(self.shard_of(workflow_id))
+
+    def schedules(self) -> str:
+        return f"{self.namespace}:{{sched}}:schedules"
+
+    def schedule(self, schedule_id: str) -> str:
+        return f"{self.namespace}:{{sched}}:schedule:{schedule_id}"
+
+    def schedule_recent(self, schedule_id: str) -> str:
+        return f"{self.schedule(schedule_id)}:recent"

@@ -92,12 +92,14 @@ class Replayer:
                 f"workflow type {workflow_type!r} is not among the replayer's workflows "
                 f"({sorted(self.workflows)})"
             )
+        # The run id seeds workflow.random(): replay must use the recorded one.
+        workflow_id, run_id = attrs.get("workflow_id", "replay"), attrs.get("run_id", "replay")
         info = WorkflowInfo(
-            self.namespace, "replay", "replay", workflow_type, attrs.get("task_queue", "")
+            self.namespace, workflow_id, run_id, workflow_type, attrs.get("task_queue", "")
         )
         instance = WorkflowInstance(definition, info)
         try:
             instance.replay(events)
         except (NonDeterminismError, WorkflowTaskError) as exc:
-            return ReplayResult("replay", workflow_type, exc)
-        return ReplayResult("replay", workflow_type, None)
+            return ReplayResult(workflow_id, workflow_type, exc)
+        return ReplayResult(workflow_id, workflow_type, None)

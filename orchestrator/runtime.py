@@ -43,16 +43,19 @@ from .commands import (
     RecordMarker,
     RequestCancelActivity,
     ScheduleActivity,
+    StartChildWorkflow,
     StartTimer,
     describe_event,
 )
 from .converter import convert_args, dumps, failure_from_exception, param_types, to_type
 from .errors import (
     ActivityError,
+    ChildWorkflowError,
     ContinueAsNewError,
     Failure,
     NonDeterminismError,
     OrchestratorError,
+    QueryError,
     WorkflowTaskError,
 )
 
@@ -60,6 +63,15 @@ if TYPE_CHECKING:
     from .workflow import WorkflowDefinition, WorkflowInfo
 
 logger = logging.getLogger(__name__)
+
+CHILD_EVENTS = frozenset(
+    {
+        history.CHILD_WORKFLOW_EXECUTION_STARTED,
+        history.CHILD_WORKFLOW_EXECUTION_COMPLETED,
+        history.CHILD_WORKFLOW_EXECUTION_FAILED,
+        history.START_CHILD_WORKFLOW_EXECUTION_FAILED,
+    }
+)
 
 
 @dataclass(slots=True)
@@ -69,6 +81,32 @@ class _PendingActivity:
     future: asyncio.Future[Any]
     activity_type: str
     result_type: Any
+
+
+@dataclass(slots=True)
+class _PendingChild:
+    """A child workflow the code started whose outcome is not yet in the history."""
+
+    workflow_type: str
+    workflow_id: str
+    started: asyncio.Future[str]
+    result: asyncio.Future[Any]
+    result_type: Any
+
+
+class ChildWorkflowHandle:
+    """A started child workflow: its ids, and its result when awaited."""
+
+    def __init__(self, workflow_id: str, run_id: str, result: asyncio.Future[Any]) -> None:
+        self.id = workflow_id
+        self.run_id = run_id
+        self._result = result
+
+    def __await__(self) -> Any:
+        return self._result.__await__()
+
+    async def result(self) -> Any:
+        return await self._result
 
 
 class _WorkflowLoop(asyncio.AbstractEventLoop):
@@ -157,10 +195,13 @@ class WorkflowInstance:
         self._next_seq = 1
         self._pending: dict[int, _PendingActivity] = {}
         self._next_timer_seq = 1
+        self._next_child_seq = 1
+        self._children: dict[int, _PendingChild] = {}
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._timer_seqs: dict[int, int] = {}  # id(handle) -> seq: TimerHandle is unhashable
         self._conditions: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self._signal_handlers: dict[str, Callable[..., Any]] = {}
+        self._query_handlers: dict[str, Callable[..., Any]] = {}
         self._signal_buffer: dict[str, list[list[Any]]] = {}
         self._handler_failure: BaseException | None = None
         self._recorded_patches: set[str] = set()
@@ -284,6 +325,9 @@ class WorkflowInstance:
         if kind == history.TIMER_FIRED:
             self._fire_timer(seq)
             return
+        if kind in CHILD_EVENTS:
+            self._resolve_child(kind, seq, attrs)
+            return
         try:
             pending = self._pending.pop(seq)
         except KeyError:
@@ -303,6 +347,41 @@ class WorkflowInstance:
             "attempt": attrs["attempt"],
         }
         future.set_exception(ActivityError(pending.activity_type, seq, Failure.from_dict(failure)))
+
+    def _resolve_child(self, kind: str, seq: int, attrs: dict[str, Any]) -> None:
+        child = self._children.get(seq)
+        if child is None:
+            raise NonDeterminismError(
+                f"{self._where()}: history resolves child workflow seq {seq}, "
+                "which the workflow code did not start"
+            )
+        if kind == history.CHILD_WORKFLOW_EXECUTION_STARTED:
+            if not child.started.done():
+                child.started.set_result(attrs["run_id"])
+            return
+        del self._children[seq]
+        if kind == history.CHILD_WORKFLOW_EXECUTION_COMPLETED:
+            if not child.result.done():
+                child.result.set_result(to_type(attrs.get("result"), child.result_type))
+            return
+        if kind == history.START_CHILD_WORKFLOW_EXECUTION_FAILED:
+            error = ChildWorkflowError(
+                child.workflow_type,
+                child.workflow_id,
+                "NOT_STARTED",
+                Failure("ChildWorkflowStartFailed", attrs.get("cause", "")),
+            )
+            for future in (child.started, child.result):
+                if not future.done():
+                    future.set_exception(error)
+            return
+        failure = Failure.from_dict(attrs.get("failure") or {})
+        if not child.result.done():
+            child.result.set_exception(
+                ChildWorkflowError(
+                    child.workflow_type, child.workflow_id, attrs.get("status", "FAILED"), failure
+                )
+            )
 
     def _finish_if_done(self) -> None:
         main = self._main
@@ -376,6 +455,28 @@ class WorkflowInstance:
         for args in self._signal_buffer.pop(name, []):
             self._run_handler(handler, args)
 
+    def set_query_handler(self, name: str, handler: Callable[..., Any]) -> None:
+        self._query_handlers[name] = handler
+
+    def query(self, name: str, args: list[Any]) -> Any:
+        """Answer a query from the code's current state, without changing it."""
+        handler = self._query_handlers.get(name)
+        if handler is None:
+            raise QueryError(
+                f"{self._where()} has no query handler {name!r} "
+                f"(known: {sorted(self._query_handlers)})"
+            )
+        before = len(self._commands)
+        outer = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(self.loop)
+        try:
+            result = handler(*convert_args(args, param_types(handler)[0]))
+        finally:
+            asyncio.events._set_running_loop(outer)
+        if inspect.isawaitable(result) or len(self._commands) != before:
+            raise QueryError(f"query handler {name!r} must be a plain function that only reads")
+        return result
+
     def _on_signal(self, name: str, args: list[Any]) -> None:
         handler = self._signal_handlers.get(name)
         if handler is None:
@@ -398,6 +499,32 @@ class WorkflowInstance:
     def _handler_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None and not self._handler_failure:
             self._handler_failure = task.exception()
+
+    async def start_child(
+        self,
+        workflow_type: str,
+        args: list[Any],
+        workflow_id: str,
+        task_queue: str,
+        parent_close_policy: str,
+        result_type: Any,
+    ) -> ChildWorkflowHandle:
+        seq, self._next_child_seq = self._next_child_seq, self._next_child_seq + 1
+        child = _PendingChild(
+            workflow_type,
+            workflow_id,
+            self.loop.create_future(),
+            self.loop.create_future(),
+            result_type,
+        )
+        self._children[seq] = child
+        self._commands.append(
+            StartChildWorkflow(
+                seq, workflow_type, dumps(args), workflow_id, task_queue, parent_close_policy
+            )
+        )
+        run_id = await child.started
+        return ChildWorkflowHandle(workflow_id, run_id, child.result)
 
     def start_timer(self, handle: asyncio.TimerHandle, delay: float) -> None:
         seq, self._next_timer_seq = self._next_timer_seq, self._next_timer_seq + 1

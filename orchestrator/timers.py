@@ -9,7 +9,7 @@ is built here, so Python and Lua never disagree on its spelling.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -30,8 +30,11 @@ class Timer:
     token: str = ""
     activity_queue: str = ""
     workflow_queue: str = ""
+    raw: str = field(default="", compare=False)  # the member as stored, when parsed
 
     def member(self) -> str:
+        if self.raw:
+            return self.raw
         return orjson.dumps(
             [
                 self.kind,
@@ -47,7 +50,8 @@ class Timer:
     @classmethod
     def parse(cls, member: str | bytes) -> Timer:
         kind, workflow_id, run_id, seq, token, activity_queue, workflow_queue = orjson.loads(member)
-        return cls(kind, workflow_id, run_id, seq, token, activity_queue, workflow_queue)
+        raw = member if isinstance(member, str) else member.decode()
+        return cls(kind, workflow_id, run_id, int(seq), token, activity_queue, workflow_queue, raw)
 
     def retry(self) -> Timer:
         """The member that dispatches the next attempt of this timer's activity."""
@@ -78,6 +82,18 @@ class Timer:
                     timers_key,
                 ],
                 [self.member(), self.kind, self.token, random.random(), self.retry().member()],
+            )
+        if self.kind == "wf_timeout":
+            return (
+                scripts.WORKFLOW_TIMEOUT,
+                [
+                    keys.run(wid, rid),
+                    keys.history(wid, rid),
+                    keys.workflow(wid),
+                    timers_key,
+                    keys.children(wid, rid),
+                ],
+                [self.member()],
             )
         if self.kind == "timer":
             return (

@@ -24,10 +24,12 @@ from . import scripts
 from .activity import ActivityDefinition
 from .activity_worker import ActivityRunner, WorkerContext
 from .batching import ScriptBatcher
+from .children import CHILD_KINDS, ChildCoordinator
 from .client import Client, check_name
 from .connection import with_retry
 from .errors import ConfigurationError
 from .keys import CONSUMER_GROUP
+from .schedules import ScheduleDriver
 from .timers import Timer
 from .workflow import WorkflowDefinition
 from .workflow_worker import WorkflowTaskRunner
@@ -91,6 +93,8 @@ class Worker:
     :meth:`shutdown`) the worker stops pulling, lets running tasks finish for up
     to ``graceful_shutdown_timeout`` seconds, then reports the unfinished
     activity attempts as failed so that they are retried at once elsewhere.
+    With ``drive_schedules`` (the default) it also fires the namespace's due
+    schedules; every worker may, each firing still happens once.
     """
 
     def __init__(
@@ -108,6 +112,7 @@ class Worker:
         reclaim_idle: float = 30.0,
         poll_block: float = 1.0,
         identity: str | None = None,
+        drive_schedules: bool = True,
     ) -> None:
         check_name(task_queue, "task queue")
         if max_concurrent_activities < 1 or max_concurrent_workflow_tasks < 1:
@@ -130,9 +135,14 @@ class Worker:
         self._activities = ActivityRunner(self.ctx, activity_defs, max_concurrent_activities)
         self._wft_slots = _Slots(max_concurrent_workflow_tasks)
         self._act_slots = _Slots(max_concurrent_activities)
+        self._query_slots = _Slots(max_concurrent_workflow_tasks)
+        self._children = ChildCoordinator(client)
         self._stop = asyncio.Event()
         self._timers_wake = asyncio.Event()
         self._inflight: dict[asyncio.Task[None], str] = {}
+        self._schedules = (
+            ScheduleDriver(client, identity=self.identity) if drive_schedules else None
+        )
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -164,9 +174,15 @@ class Worker:
             self._keep_running("timer", self._fire_timers),
             self._keep_running("reclaim", self._reclaim),
         ]
+        if self._schedules is not None:
+            loops.append(self._keep_running("schedule", self._drive_schedules))
         if self._workflows.workflows:
             wft = self._poller(self._wft_streams(), self._wft_slots, self._workflows.handle)
             loops.append(self._keep_running("workflow task poll", wft))
+            query = self._poller(
+                self._query_streams(), self._query_slots, self._workflows.answer_query
+            )
+            loops.append(self._keep_running("query poll", query))
         if self._activities.activities:
             act = self._poller(self._act_streams(), self._act_slots, self._run_activity)
             loops.append(self._keep_running("activity poll", act))
@@ -202,7 +218,7 @@ class Worker:
         await self._ensure_groups()
 
     async def _ensure_groups(self) -> None:
-        for stream in self._wft_streams() + self._act_streams():
+        for stream in self._wft_streams() + self._act_streams() + self._query_streams():
             try:
                 await self.client.redis.xgroup_create(stream, CONSUMER_GROUP, id="0", mkstream=True)
             except redis.exceptions.ResponseError as exc:
@@ -235,6 +251,10 @@ class Worker:
     def _wft_streams(self) -> list[str]:
         k = self.client.keys
         return [k.workflow_tasks(self.task_queue, s) for s in range(k.shards)]
+
+    def _query_streams(self) -> list[str]:
+        k = self.client.keys
+        return [k.query_tasks(self.task_queue, s) for s in range(k.shards)]
 
     def _act_streams(self) -> list[str]:
         k = self.client.keys
@@ -318,11 +338,17 @@ class Worker:
         now, next_due, members = int(reply[0]), int(reply[1]), reply[2:]
         if members:
             timers = [Timer.parse(m) for m in members]
+            scripted = [t for t in timers if t.kind not in CHILD_KINDS]
             results = await scripts.run_pipeline(
-                redis_, [t.fire_call(self.client.keys) for t in timers]
+                redis_, [t.fire_call(self.client.keys) for t in scripted]
             )
-            for timer, result in zip(timers, results, strict=True):
+            for timer, result in zip(scripted, results, strict=True):
                 self._log_timer(timer, result)
+            # Child workflow steps span two shards: each is two script calls in turn.
+            for timer in timers:
+                if timer.kind in CHILD_KINDS:
+                    outcome = await self._children.fire(timer)
+                    logger.debug("child timer %s: %s", timer.kind, outcome)
             if len(members) == TIMER_BATCH:
                 return 0.0
         return 1.0 if next_due < 0 else min(1.0, max(0.0, (next_due - now) / 1000))
@@ -351,6 +377,11 @@ class Worker:
             messages.get((timer.kind, outcome), f"timer {timer.kind}: {outcome}"),
             extra={"fields": fields},
         )
+
+    async def _drive_schedules(self) -> None:
+        """Fire the due schedules, then sleep until one is next due (at most 1 s)."""
+        assert self._schedules is not None
+        await self._pause(await self._schedules.run_once())
 
     async def _reclaim(self) -> None:
         """Take over stream entries read by a worker that died before starting them."""

@@ -29,7 +29,7 @@ from .errors import ConfigurationError, ContinueAsNewError
 from .retry import RetryPolicy, to_seconds
 
 if TYPE_CHECKING:
-    from .runtime import WorkflowInstance
+    from .runtime import ChildWorkflowHandle, WorkflowInstance
 
 F = TypeVar("F", bound=Callable[..., Coroutine[Any, Any, Any]])
 
@@ -122,6 +122,60 @@ def set_signal_handler(name: str, handler: Callable[..., Any]) -> None:
     Signals that arrived before the handler was set are delivered to it at once, in order.
     """
     _instance().set_signal_handler(name, handler)
+
+
+PARENT_CLOSE_POLICIES = ("terminate", "request_cancel", "abandon")
+
+
+async def start_child_workflow(
+    workflow: Callable[..., Any] | str,
+    *args: Any,
+    id: str | None = None,
+    task_queue: str | None = None,
+    parent_close_policy: str = "terminate",
+    result_type: Any = None,
+) -> ChildWorkflowHandle:
+    """Start a child workflow and wait until it has started; await the handle for its result.
+
+    ``id`` defaults to a fresh deterministic UUID; ``task_queue`` to this workflow's.
+    When this run closes first, ``parent_close_policy`` decides the child's fate:
+    ``"terminate"`` (default), ``"request_cancel"`` or ``"abandon"``. A child that
+    does not complete raises :class:`ChildWorkflowError` where it is awaited.
+    """
+    instance = _instance()
+    if isinstance(workflow, str):
+        name = workflow
+    else:
+        definition = WorkflowDefinition.of(workflow)
+        name = definition.name
+        result_type = result_type if result_type is not None else definition.result_type
+    if parent_close_policy not in PARENT_CLOSE_POLICIES:
+        raise ConfigurationError(
+            f"parent_close_policy must be one of {', '.join(PARENT_CLOSE_POLICIES)}"
+        )
+    if task_queue is not None and not task_queue:
+        raise ConfigurationError("task_queue must not be empty")
+    return await instance.start_child(
+        name,
+        list(args),
+        id or str(uuid4()),
+        task_queue or instance.info.task_queue,
+        parent_close_policy,
+        result_type,
+    )
+
+
+async def execute_child_workflow(
+    workflow: Callable[..., Any] | str, *args: Any, **options: Any
+) -> Any:
+    """Start a child workflow and wait for its result (see :func:`start_child_workflow`)."""
+    handle = await start_child_workflow(workflow, *args, **options)
+    return await handle
+
+
+def set_query_handler(name: str, handler: Callable[..., Any]) -> None:
+    """Answer query ``name`` with ``handler(*args)``: a plain function that only reads state."""
+    _instance().set_query_handler(name, handler)
 
 
 def continue_as_new(*args: Any) -> NoReturn:

@@ -22,6 +22,7 @@ from .commands import (
     RecordMarker,
     RequestCancelActivity,
     ScheduleActivity,
+    StartChildWorkflow,
     StartTimer,
 )
 from .connection import with_retry
@@ -108,6 +109,32 @@ class WorkflowTaskRunner:
             logger.debug("workflow task %s is stale; dropped", entry_id)
             return None
         return int(reply[2]), history.parse_events(reply[3:])
+
+    async def answer_query(self, stream: str, entry_id: str, fields: Mapping[str, str]) -> None:
+        """Answer one query from the run's current state: the cached run, or a fresh replay."""
+        redis, keys = self.ctx.redis, self.ctx.keys
+        workflow_id, run_id = fields["w"], fields["r"]
+        # Acknowledged at once: a query is answered at most once, and its caller retries.
+        await redis.xack(stream, CONSUMER_GROUP, entry_id)
+        await redis.xdel(stream, entry_id)
+        try:
+            instance = self._cache.get(run_id)
+            if instance is None:
+                entries = await redis.xrange(keys.history(workflow_id, run_id))
+                events = history.from_stream(entries)
+                instance = self._new_instance(workflow_id, run_id, events)
+                instance.replay(events)
+            answer = {
+                "result": orjson.Fragment(
+                    dumps(instance.query(fields["q"], orjson.loads(fields["a"])))
+                )
+            }
+        except Exception as exc:  # any failure goes back to the caller, as one line
+            answer = {"error": f"{type(exc).__name__}: {exc}"}
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.lpush(fields["k"], dumps(answer))
+            pipe.expire(fields["k"], 60)
+            await pipe.execute()
 
     def _new_instance(
         self, workflow_id: str, run_id: str, events: list[history.Event]
@@ -197,6 +224,7 @@ class WorkflowTaskRunner:
             keys.workflow_tasks_for(info.task_queue, wid),
             keys.timers_for(wid),
             keys.workflow(wid),
+            keys.children(wid, rid),
         ]
         args: list[Any] = [entry_id, self.ctx.identity, CONSUMER_GROUP]
         for command in commands:
@@ -217,6 +245,8 @@ class WorkflowTaskRunner:
                 args += _timer_args(command, info)
             elif isinstance(command, CancelWorkflow):
                 args += ["cancel", b"{}"]
+            elif isinstance(command, StartChildWorkflow):
+                args += _child_args(command, info)
             elif isinstance(command, RecordMarker):
                 args += ["marker", dumps({"patch_id": command.patch_id})]
             elif isinstance(command, ContinueAsNew):
@@ -227,13 +257,17 @@ class WorkflowTaskRunner:
                     "workflow_type": info.workflow_type,
                     "task_queue": info.task_queue,
                     "input": raw_input,
+                    "workflow_id": wid,
+                    "run_id": new_run,
                     "continued_from": rid,
                 }
+                timeout = Timer("wf_timeout", wid, new_run, 0, "", "", info.task_queue)
                 args += [
                     "continue",
                     new_run,
                     dumps({"new_run_id": new_run, "input": raw_input}),
                     dumps(started),
+                    timeout.member(),
                 ]
             elif isinstance(command, CompleteWorkflow):
                 result = command.result_json
@@ -264,6 +298,13 @@ class WorkflowTaskRunner:
             logger.info("workflow canceled", extra={"fields": log_fields})
         elif isinstance(command, ContinueAsNew):
             logger.info("workflow continued as new", extra={"fields": log_fields})
+        elif isinstance(command, StartChildWorkflow):
+            logger.info(
+                "child workflow %s (%s) initiated",
+                command.workflow_type,
+                command.workflow_id,
+                extra={"fields": log_fields},
+            )
         elif isinstance(command, FailWorkflow):
             logger.info(
                 "workflow failed: %s: %s",
@@ -325,3 +366,36 @@ def _timer_args(command: StartTimer | CancelTimer, info: WorkflowInfo) -> list[A
     if isinstance(command, StartTimer):
         return ["timer", command.seq, command.duration_ms, member]
     return ["cancel_timer", command.seq, member]
+
+
+def _child_args(command: StartChildWorkflow, info: WorkflowInfo) -> list[Any]:
+    # The child's run id is fixed here so that starting it is idempotent.
+    run_id = str(uuid.uuid4())
+    raw_input = orjson.Fragment(command.input_json)
+    state = {
+        "workflow_id": command.workflow_id,
+        "run_id": run_id,
+        "workflow_type": command.workflow_type,
+        "task_queue": command.task_queue,
+        "input": raw_input,
+        "policy": command.parent_close_policy,
+        "status": "initiated",
+    }
+    attrs = {
+        "seq": command.seq,
+        "workflow_id": command.workflow_id,
+        "workflow_type": command.workflow_type,
+        "task_queue": command.task_queue,
+        "input": raw_input,
+        "parent_close_policy": command.parent_close_policy,
+    }
+    timer = Timer(
+        "child_start",
+        info.workflow_id,
+        info.run_id,
+        command.seq,
+        run_id,
+        command.task_queue,
+        info.task_queue,
+    )
+    return ["child", command.seq, dumps(state), dumps(attrs), timer.member()]

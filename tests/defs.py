@@ -252,6 +252,8 @@ ALL_WORKFLOWS += [sleeper, wait_with_timeout]
 async def approval(needed: int) -> list[str]:
     received: list[str] = []
     workflow.set_signal_handler("approve", received.append)
+    workflow.set_query_handler("received", lambda: list(received))
+    workflow.set_query_handler("count_with", lambda extra: len(received) + extra)
     await workflow.wait_condition(lambda: len(received) >= needed)
     return received
 
@@ -411,3 +413,53 @@ async def versioned(name: str, gate: str) -> list[str]:
 
 
 ALL_WORKFLOWS += [counter, versioned]
+
+
+@activity.defn(name="AwaitHuman")
+def await_human(name: str) -> str:
+    """Hands its task token to the outside world and completes later, by token."""
+    with _redis() as r:
+        r.set(f"token:{name}", activity.info().task_token)
+    activity.raise_complete_async()
+
+
+@workflow.defn(name="HumanApproval")
+async def human_approval(name: str) -> str:
+    try:
+        return await workflow.execute_activity(
+            await_human,
+            name,
+            start_to_close_timeout=60,
+            retry_policy=RetryPolicy(maximum_attempts=1),
+        )
+    except ActivityError as err:
+        return f"rejected: {err.failure.message}"
+
+
+ALL_WORKFLOWS += [human_approval]
+ALL_ACTIVITIES += [await_human]
+
+
+@workflow.defn(name="Parent")
+async def parent(mode: str) -> object:
+    from orchestrator.errors import ChildWorkflowError
+
+    if mode == "result":
+        return await workflow.execute_child_workflow(hello, "child")
+    if mode == "fail":
+        try:
+            await workflow.execute_child_workflow(unhandled, "child boom")
+        except ChildWorkflowError as err:
+            assert err.failure is not None
+            return [err.status, err.failure.type, err.failure.message]
+    if mode == "counter":
+        return await workflow.execute_child_workflow(counter, 0, 2)
+    if mode in ("terminate", "abandon"):
+        handle = await workflow.start_child_workflow(
+            approval, 1, id=f"orphan-{mode}", parent_close_policy=mode
+        )
+        return handle.id
+    return "unknown mode"
+
+
+ALL_WORKFLOWS += [parent]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator import Client
+from orchestrator import Client, WorkflowFailureError
 
 import defs
 from helpers import events_of, eventually, run, running_worker
@@ -64,5 +64,36 @@ def test_wait_condition_times_out(url: str) -> None:
                 "WaitWithTimeout", 0.3, id="w", task_queue="timers"
             )
             assert await handle.result(timeout=20) == "timed out"
+
+    run(main())
+
+
+def test_run_timeout_closes_the_run_as_timed_out(url: str) -> None:
+    async def main() -> None:
+        async with await Client.connect(url) as client, running_worker(client, **OPTIONS):
+            handle = await client.start_workflow(
+                "Approval", 5, id="rt", task_queue="timers", run_timeout=0.5
+            )
+            with pytest.raises(WorkflowFailureError) as info:
+                await handle.result(timeout=20)
+            assert info.value.status == "TIMED_OUT"
+            history = await handle.history()
+            assert history[-1]["type"] == "WorkflowExecutionTimedOut"
+            assert history[-1]["ts"] - history[0]["ts"] >= 500
+
+    run(main())
+
+
+def test_execution_timeout_spans_continue_as_new(url: str) -> None:
+    async def main() -> None:
+        async with await Client.connect(url) as client, running_worker(client, **OPTIONS):
+            first = await client.start_workflow(
+                "Counter", 0, 10**6, id="et", task_queue="timers", execution_timeout=1.0
+            )
+            with pytest.raises(WorkflowFailureError) as info:
+                await first.result(timeout=20)
+            assert info.value.status == "TIMED_OUT"
+            last = await client.get_workflow_handle("et").describe()
+            assert last.run_id != first.run_id  # several runs, one deadline
 
     run(main())

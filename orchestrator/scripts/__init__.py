@@ -72,7 +72,15 @@ REQUEST_CANCEL_WORKFLOW = Script.load("request_cancel_workflow")
 TIMER_FIRE = Script.load("timer_fire")
 SIGNAL_WORKFLOW = Script.load("signal_workflow")
 TERMINATE_WORKFLOW = Script.load("terminate_workflow")
+WORKFLOW_TIMEOUT = Script.load("workflow_timeout")
+CHILD_STARTED = Script.load("child_started")
+CHILD_CLOSED = Script.load("child_closed")
 TIMERS_DUE = Script.load("timers_due")
+SCHEDULE_CREATE = Script.load("schedule_create")
+SCHEDULES_DUE = Script.load("schedules_due")
+SCHEDULE_ADVANCE = Script.load("schedule_advance")
+SCHEDULE_ACTION_DONE = Script.load("schedule_action_done")
+SCHEDULE_UPDATE = Script.load("schedule_update")
 
 ALL = (
     START_WORKFLOW,
@@ -90,7 +98,15 @@ ALL = (
     TIMER_FIRE,
     SIGNAL_WORKFLOW,
     TERMINATE_WORKFLOW,
+    WORKFLOW_TIMEOUT,
+    CHILD_STARTED,
+    CHILD_CLOSED,
     TIMERS_DUE,
+    SCHEDULE_CREATE,
+    SCHEDULES_DUE,
+    SCHEDULE_ADVANCE,
+    SCHEDULE_ACTION_DONE,
+    SCHEDULE_UPDATE,
 )
 
 

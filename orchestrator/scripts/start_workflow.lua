@@ -8,6 +8,8 @@
 -- KEYS[5] run hash of the id's current run, as the caller last saw it (or KEYS[2])
 -- KEYS[6] history stream of that run (or KEYS[3])
 -- KEYS[7] workflow task stream of that run's task queue (or KEYS[4])
+-- KEYS[8] due-time set (timers) of the shard
+-- KEYS[9] children hash of the run KEYS[5]
 -- ARGV[1] workflow id
 -- ARGV[2] run id of the new run
 -- ARGV[3] workflow type
@@ -19,6 +21,11 @@
 --         'terminate_existing'
 -- ARGV[9] id reuse policy when the last run is closed: 'allow_duplicate',
 --         'allow_duplicate_failed_only', 'reject_duplicate'
+-- ARGV[10] run timeout ms (0: none)
+-- ARGV[11] execution timeout ms, across continue-as-new (0: none)
+-- ARGV[12] timer member that times the new run out
+-- ARGV[13] the parent, when started as a child workflow: JSON {"workflow_id", "run_id",
+--          "seq", "task_queue"}, or ''
 --
 -- Returns {'OK', run id, start time ms}
 --      or {'ALREADY_STARTED', run id of the running run}   (policy 'fail')
@@ -31,6 +38,12 @@
 
 local current = redis.call('HMGET', KEYS[1], 'run_id', 'status')
 local now = now_ms()
+
+-- Starting a run id that already exists is a repeat (a child's start retried
+-- after its starter died): never start it twice.
+if current[1] == ARGV[2] then
+  return {'EXISTING', current[1]}
+end
 
 if current[2] == 'RUNNING' then
   local policy = ARGV[8]
@@ -48,7 +61,7 @@ if current[2] == 'RUNNING' then
   if policy == 'use_existing' then
     return {'EXISTING', current[1]}
   end
-  terminate_run(KEYS[5], KEYS[6], KEYS[1],
+  terminate_run(KEYS[5], KEYS[6], KEYS[1], KEYS[9], KEYS[8],
     cjson.encode({reason = 'terminated to start run ' .. ARGV[2], identity = 'start'}), now)
 elseif current[2] then
   local reuse = ARGV[9]
@@ -64,9 +77,14 @@ redis.call('HSET', KEYS[2],
   'workflow_id', ARGV[1], 'run_id', ARGV[2], 'workflow_type', ARGV[3],
   'task_queue', ARGV[4], 'status', 'RUNNING', 'started_at', now,
   'last_event_id', 0, 'wft_attempt', 1)
+if ARGV[13] ~= '' then
+  redis.call('HSET', KEYS[2], 'parent', ARGV[13])
+end
 append_event(KEYS[2], KEYS[3], 'WorkflowExecutionStarted', ARGV[5], now)
 if ARGV[6] ~= '' then
   append_event(KEYS[2], KEYS[3], 'WorkflowExecutionSignaled', ARGV[6], now)
 end
 dispatch_workflow_task(KEYS[2], KEYS[4], ARGV[1], ARGV[2])
+local run_ms, exec_ms = tonumber(ARGV[10]), tonumber(ARGV[11])
+arm_run_timeout(KEYS[2], KEYS[8], ARGV[12], run_ms, exec_ms > 0 and now + exec_ms or 0, now)
 return {'OK', ARGV[2], now}

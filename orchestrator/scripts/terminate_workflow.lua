@@ -3,6 +3,8 @@
 -- KEYS[1] workflow pointer hash
 -- KEYS[2] run hash
 -- KEYS[3] history stream
+-- KEYS[4] children hash of the run
+-- KEYS[5] due-time set (timers) of the shard
 -- ARGV[1] run id
 -- ARGV[2] WorkflowExecutionTerminated attrs JSON ({"reason", "identity"})
 --
@@ -16,5 +18,5 @@ if status ~= 'RUNNING' then
 end
 -- Only the id's current run can be running (a start never leaves an older one
 -- running), so the pointer follows this run.
-terminate_run(KEYS[2], KEYS[3], KEYS[1], ARGV[2], now_ms())
+terminate_run(KEYS[2], KEYS[3], KEYS[1], KEYS[4], KEYS[5], ARGV[2], now_ms())
 return {'OK'}

@@ -5,7 +5,8 @@
 -- KEYS[3] workflow task stream of the run's task queue
 -- KEYS[4] due-time set (timers) of the shard
 -- KEYS[5] workflow pointer hash
--- KEYS[6...] two per 'activity', 'cancel_activity' and 'continue' command, in command
+-- KEYS[6] children hash of the run
+-- KEYS[7...] two per 'activity', 'cancel_activity' and 'continue' command, in command
 --            order: activity hash and activity task stream; or, for 'continue', the
 --            new run's hash and history stream
 -- ARGV[1] stream entry id of the task (must be the current workflow task)
@@ -23,8 +24,11 @@
 --   'fail',     WorkflowExecutionFailed attrs JSON, failure JSON
 --   'cancel',   WorkflowExecutionCanceled attrs JSON
 --   'continue', new run id, WorkflowExecutionContinuedAsNew attrs JSON,
---               the new run's WorkflowExecutionStarted attrs JSON
+--               the new run's WorkflowExecutionStarted attrs JSON,
+--               timer member that times the new run out
 --   'marker',   MarkerRecorded attrs JSON
+--   'child',    seq, child state JSON, StartChildWorkflowExecutionInitiated attrs JSON,
+--               timer member that starts the child
 --
 -- Returns {'OK', 1 if the run closed else 0}
 --      or {'NEW_EVENTS'} when the commands would close the run but events arrived
@@ -32,6 +36,7 @@
 --      or {'STALE'} when this task is no longer current: nothing is changed.
 --!include lib/common.lua
 --!include lib/activity.lua
+--!include lib/close.lua
 
 local run, history, wft_stream, timers = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local state = redis.call('HMGET', run, 'status', 'wft', 'wft_entry', 'workflow_id', 'run_id')
@@ -43,7 +48,7 @@ local workflow_id, run_id = state[4], state[5]
 -- Validate every command before the first write: a script that errors half-way
 -- would leave its earlier writes in place.
 local sizes = {activity = 9, cancel_activity = 3, timer = 4, cancel_timer = 3, complete = 3,
-  fail = 3, cancel = 2, continue = 4, marker = 2}
+  fail = 3, cancel = 2, continue = 5, marker = 2, child = 5}
 local closes = {complete = true, fail = true, cancel = true, continue = true}
 local j, closing = 4, false
 while j <= #ARGV do
@@ -71,10 +76,13 @@ end
 append_event(run, history, 'WorkflowTaskCompleted', cjson.encode({worker = ARGV[2]}), now)
 
 local function close_run(status, event_type, attrs, field, value)
+  clear_timer(run, 'timeout_timer', timers)
   append_event(run, history, event_type, attrs, now)
   redis.call('HSET', run, 'status', status, 'closed_at', now, field, value,
     'wft', '', 'wft_pending', '', 'wft_timer', '')
   redis.call('HSET', KEYS[5], 'status', status)
+  -- A run continued as new is not over for its parent: the next run carries on.
+  on_run_closed(run, KEYS[6], timers, workflow_id, run_id, now, status ~= 'CONTINUED_AS_NEW')
 end
 
 local function schedule_activity(act, stream, i)
@@ -117,18 +125,24 @@ end
 -- Close this run and start the next one of the same workflow id, with a fresh history.
 local function continue_as_new(new_run, new_history, i)
   local new_run_id = ARGV[i + 1]
-  local state = redis.call('HMGET', run, 'workflow_type', 'task_queue')
+  local state = redis.call('HMGET', run, 'workflow_type', 'task_queue', 'run_timeout_ms',
+    'exec_deadline', 'parent')
   close_run('CONTINUED_AS_NEW', 'WorkflowExecutionContinuedAsNew', ARGV[i + 2],
     'continued_to', new_run_id)
   redis.call('HSET', KEYS[5], 'run_id', new_run_id, 'status', 'RUNNING')
   redis.call('HSET', new_run, 'workflow_id', workflow_id, 'run_id', new_run_id,
     'workflow_type', state[1], 'task_queue', state[2], 'status', 'RUNNING',
     'started_at', now, 'last_event_id', 0, 'wft_attempt', 1, 'continued_from', run_id)
+  if state[5] then
+    redis.call('HSET', new_run, 'parent', state[5])
+  end
   append_event(new_run, new_history, 'WorkflowExecutionStarted', ARGV[i + 3], now)
   dispatch_workflow_task(new_run, wft_stream, workflow_id, new_run_id)
+  arm_run_timeout(new_run, timers, ARGV[i + 4], tonumber(state[3] or 0),
+    tonumber(state[4] or 0), now)
 end
 
-local i, k, closed = 4, 6, false
+local i, k, closed = 4, 7, false
 while i <= #ARGV do
   local kind = ARGV[i]
   if kind == 'activity' then
@@ -151,6 +165,11 @@ while i <= #ARGV do
   elseif kind == 'fail' then
     close_run('FAILED', 'WorkflowExecutionFailed', ARGV[i + 1], 'failure', ARGV[i + 2])
     closed = true
+  elseif kind == 'child' then
+    -- The child starts on its own shard: a worker fires this timer to start it.
+    redis.call('HSET', KEYS[6], ARGV[i + 1], ARGV[i + 2])
+    redis.call('ZADD', timers, now, ARGV[i + 4])
+    append_event(run, history, 'StartChildWorkflowExecutionInitiated', ARGV[i + 3], now)
   elseif kind == 'marker' then
     append_event(run, history, 'MarkerRecorded', ARGV[i + 1], now)
   elseif kind == 'continue' then

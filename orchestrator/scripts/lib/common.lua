@@ -44,3 +44,17 @@ local function clear_timer(hash_key, field, timers_key)
     redis.call('ZREM', timers_key, member)
   end
 end
+
+-- Time a run out at the earlier of its own run timeout and the execution deadline
+-- (which spans continue-as-new); remember both so that a successor inherits them.
+local function arm_run_timeout(run_key, timers_key, member, run_ms, exec_deadline, now)
+  local deadline = exec_deadline
+  if run_ms > 0 and (deadline == 0 or now + run_ms < deadline) then
+    deadline = now + run_ms
+  end
+  redis.call('HSET', run_key, 'run_timeout_ms', run_ms, 'exec_deadline', exec_deadline)
+  if deadline > 0 then
+    redis.call('HSET', run_key, 'timeout_timer', member)
+    redis.call('ZADD', timers_key, deadline, member)
+  end
+end

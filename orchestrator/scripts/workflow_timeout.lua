@@ -1,0 +1,30 @@
+-- A run's run timeout or execution timeout fell due: close it as timed out,
+-- without running its code.
+--
+-- KEYS[1] run hash
+-- KEYS[2] history stream
+-- KEYS[3] workflow pointer hash
+-- KEYS[4] due-time set (timers) of the shard
+-- KEYS[5] children hash of the run
+-- ARGV[1] timer member
+--
+-- Returns {'OK'}, {'STALE'} when the run already closed, or {'GONE'} when another
+-- process already fired this timer.
+--!include lib/common.lua
+--!include lib/close.lua
+
+if redis.call('ZREM', KEYS[4], ARGV[1]) == 0 then
+  return {'GONE'}
+end
+if redis.call('HGET', KEYS[1], 'status') ~= 'RUNNING' then
+  return {'STALE'}
+end
+local now = now_ms()
+append_event(KEYS[1], KEYS[2], 'WorkflowExecutionTimedOut', '{}', now)
+redis.call('HSET', KEYS[1], 'status', 'TIMED_OUT', 'closed_at', now, 'wft', '',
+  'wft_pending', '', 'timeout_timer', '',
+  'failure', '{"type":"TimeoutError","message":"workflow run exceeded its timeout"}')
+redis.call('HSET', KEYS[3], 'status', 'TIMED_OUT')
+local ids = redis.call('HMGET', KEYS[1], 'workflow_id', 'run_id')
+on_run_closed(KEYS[1], KEYS[5], KEYS[4], ids[1], ids[2], now, true)
+return {'OK'}
