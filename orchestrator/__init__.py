@@ -6,6 +6,7 @@ from .commands import ActivityCancellationType
 from .errors import (
     ActivityError,
     ApplicationError,
+    ChildWorkflowError,
     ConfigurationError,
     Failure,
     NonDeterminismError,
@@ -19,6 +20,7 @@ from .errors import (
     WorkflowFailureError,
     WorkflowNotFoundError,
     WorkflowNotRunningError,
+    WorkflowResultTimeoutError,
     WorkflowTaskError,
 )
 from .retry import RetryPolicy
@@ -29,6 +31,7 @@ __all__ = [
     "ActivityCancellationType",
     "ActivityError",
     "ApplicationError",
+    "ChildWorkflowError",
     "Client",
     "ConfigurationError",
     "Failure",
@@ -50,6 +53,7 @@ __all__ = [
     "WorkflowHandle",
     "WorkflowNotFoundError",
     "WorkflowNotRunningError",
+    "WorkflowResultTimeoutError",
     "WorkflowTaskError",
     "activity",
     "workflow",

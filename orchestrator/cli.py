@@ -38,6 +38,9 @@ UrlOption = typer.Option(
 )
 NamespaceOption = typer.Option("default", "--namespace", "-n", envvar="ORCHESTRATOR_NAMESPACE")
 _state = {"verbose": False}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+WorkflowIdOption = typer.Option(..., "--workflow-id", "-w", help="Workflow id.")
+RunIdOption = typer.Option(None, "--run-id", "-r", help="Run id (default: the current run).")
 
 
 @app.callback()
@@ -131,6 +134,79 @@ def workflow_describe(
     _run(main())
 
 
+@workflow_app.command("signal")
+def workflow_signal(
+    workflow_id: str = WorkflowIdOption,
+    name: str = typer.Option(..., "--name", help="Signal name."),
+    input_json: str | None = typer.Option(None, "--input", "-i", help="Signal input as JSON."),
+    url: str | None = UrlOption,
+    namespace: str = NamespaceOption,
+) -> None:
+    """Send a signal to a running workflow."""
+
+    async def main() -> None:
+        args = _parse_input(input_json, None)
+        async with await Client.connect(url, namespace=namespace) as client:
+            await client.get_workflow_handle(workflow_id).signal(name, *args)
+            typer.echo(f"Signal {name} sent to workflow {workflow_id}")
+
+    _run(main())
+
+
+@workflow_app.command("query")
+def workflow_query(
+    workflow_id: str = WorkflowIdOption,
+    name: str = typer.Option(..., "--name", help="Query name."),
+    input_json: str | None = typer.Option(None, "--input", "-i", help="Query input as JSON."),
+    timeout: float = typer.Option(10.0, "--timeout", help="Seconds to wait for a worker."),
+    url: str | None = UrlOption,
+    namespace: str = NamespaceOption,
+) -> None:
+    """Ask a workflow's workers for a query's answer and print it as JSON."""
+
+    async def main() -> None:
+        args = _parse_input(input_json, None)
+        async with await Client.connect(url, namespace=namespace) as client:
+            handle = client.get_workflow_handle(workflow_id)
+            _echo_json(await handle.query(name, *args, timeout=timeout))
+
+    _run(main())
+
+
+@workflow_app.command("cancel")
+def workflow_cancel(
+    workflow_id: str = WorkflowIdOption,
+    reason: str = typer.Option("", "--reason"),
+    url: str | None = UrlOption,
+    namespace: str = NamespaceOption,
+) -> None:
+    """Ask a workflow to cancel: its code sees the cancellation and may clean up."""
+
+    async def main() -> None:
+        async with await Client.connect(url, namespace=namespace) as client:
+            await client.get_workflow_handle(workflow_id).cancel(reason)
+            typer.echo(f"Cancellation requested for workflow {workflow_id}")
+
+    _run(main())
+
+
+@workflow_app.command("terminate")
+def workflow_terminate(
+    workflow_id: str = WorkflowIdOption,
+    reason: str = typer.Option("", "--reason"),
+    url: str | None = UrlOption,
+    namespace: str = NamespaceOption,
+) -> None:
+    """End a workflow at once, without running its code."""
+
+    async def main() -> None:
+        async with await Client.connect(url, namespace=namespace) as client:
+            await client.get_workflow_handle(workflow_id).terminate(reason)
+            typer.echo(f"Workflow {workflow_id} terminated")
+
+    _run(main())
+
+
 @workflow_app.command("show")
 def workflow_show(
     workflow_id: str = typer.Option(..., "--workflow-id", "-w"),
@@ -184,9 +260,16 @@ def worker_run(
     async def main() -> None:
         definition = _load_worker_spec(spec)
         if callable(definition) and not isinstance(definition, dict):
-            definition = definition()
+            try:
+                definition = definition()
+            except TypeError as exc:
+                raise ConfigurationError(
+                    f"{spec} could not be called without arguments: {exc}"
+                ) from None
         if not isinstance(definition, dict):
             raise ConfigurationError(f"{spec} must be a dict with 'workflows' and 'activities'")
+        if log_level.upper() not in LOG_LEVELS:
+            raise ConfigurationError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
         logs.configure(log_level)
         async with await Client.connect(url, namespace=namespace) as client:
             worker = Worker(

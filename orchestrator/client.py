@@ -31,6 +31,7 @@ from .errors import (
     WorkflowFailureError,
     WorkflowNotFoundError,
     WorkflowNotRunningError,
+    WorkflowResultTimeoutError,
 )
 from .keys import Keys
 from .retry import to_seconds
@@ -71,6 +72,10 @@ def check_name(value: str, what: str) -> str:
         raise ConfigurationError(f"{what} must be a non-empty string")
     if len(value) > MAX_ID_LENGTH:
         raise ConfigurationError(f"{what} is longer than {MAX_ID_LENGTH} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value) or value != value.strip():
+        raise ConfigurationError(
+            f"{what} {value!r} must not contain control characters or surrounding spaces"
+        )
     return value
 
 
@@ -103,6 +108,7 @@ class WorkflowDescription:
     start_time: datetime | None
     close_time: datetime | None
     history_length: int
+    failure: Failure | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +120,7 @@ class WorkflowDescription:
             "start_time": self.start_time.isoformat() if self.start_time else None,
             "close_time": self.close_time.isoformat() if self.close_time else None,
             "history_length": self.history_length,
+            "failure": self.failure.to_dict() if self.failure else None,
         }
 
 
@@ -345,6 +352,9 @@ class WorkflowHandle:
             start_time=_ms_to_datetime(state.get("started_at")),
             close_time=_ms_to_datetime(state.get("closed_at")),
             history_length=int(state.get("last_event_id", 0)),
+            failure=Failure.from_dict(orjson.loads(state["failure"]))
+            if state.get("failure")
+            else None,
         )
 
     async def signal(self, name: str, *args: Any) -> None:
@@ -478,7 +488,9 @@ class WorkflowHandle:
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise TimeoutError(f"workflow {self.id!r} is still running")
+                    raise WorkflowResultTimeoutError(
+                        f"workflow {self.id!r} is still running; stopped waiting for its result"
+                    )
                 block_ms = max(1, min(block_ms, int(remaining * 1000)))
             reply = await self.client.redis.xread({history_key: last_id}, block=block_ms)
             if reply:

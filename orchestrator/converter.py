@@ -7,7 +7,9 @@ import inspect
 import traceback
 import typing
 from collections.abc import Callable, Sequence
-from typing import Any
+from datetime import datetime
+from types import UnionType
+from typing import Any, Union
 
 import orjson
 
@@ -30,17 +32,31 @@ def loads(data: bytes | str) -> Any:
 
 
 def to_type(value: Any, hint: Any) -> Any:
-    """Rebuild a dataclass (or a list of them) from its decoded JSON form."""
+    """Rebuild dataclasses and datetimes from their decoded JSON form, following ``hint``.
+
+    Handles nested dataclasses, ``list``/``tuple``/``dict`` of them and optional
+    (``X | None``) hints; anything else is returned as decoded.
+    """
     if hint is None or hint is Any or value is None:
         return value
     if dataclasses.is_dataclass(hint) and isinstance(value, dict):
         hints = typing.get_type_hints(hint)
         fields = {f.name for f in dataclasses.fields(hint)}
         return hint(**{k: to_type(v, hints.get(k)) for k, v in value.items() if k in fields})
-    origin = typing.get_origin(hint)
+    if hint is datetime and isinstance(value, str):
+        return datetime.fromisoformat(value)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (Union, UnionType):
+        options = [a for a in args if a is not type(None)]
+        return to_type(value, options[0]) if len(options) == 1 else value
     if origin in (list, Sequence) and isinstance(value, list):
-        (item,) = typing.get_args(hint) or (None,)
-        return [to_type(v, item) for v in value]
+        return [to_type(v, args[0] if args else None) for v in value]
+    if origin is tuple and isinstance(value, list):
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(to_type(v, args[0]) for v in value)
+        return tuple(to_type(v, args[i] if i < len(args) else None) for i, v in enumerate(value))
+    if origin is dict and isinstance(value, dict) and len(args) == 2:
+        return {k: to_type(v, args[1]) for k, v in value.items()}
     return value
 
 

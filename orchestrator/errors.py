@@ -75,6 +75,10 @@ class WorkflowAlreadyStartedError(OrchestratorError):
         self.run_id = run_id
 
 
+class WorkflowResultTimeoutError(OrchestratorError, TimeoutError):
+    """Raised by a handle's ``result(timeout=...)`` when the run is still open at the deadline."""
+
+
 class WorkflowNotRunningError(OrchestratorError):
     """Raised when signalling or terminating a run that has already closed."""
 

@@ -311,8 +311,7 @@ class WorkflowInstance:
     def _deliver(self, event: history.Event) -> None:
         kind, attrs = event["type"], event["attrs"]
         if kind == history.WORKFLOW_EXECUTION_STARTED:
-            args = convert_args(attrs.get("input") or [], self.definition.arg_types)
-            self._main = self.loop.create_task(self.definition.fn(*args))
+            self._main = self.loop.create_task(self._run_main(attrs.get("input") or []))
             return
         if kind == history.WORKFLOW_EXECUTION_SIGNALED:
             self._on_signal(attrs["name"], attrs.get("input") or [])
@@ -347,6 +346,10 @@ class WorkflowInstance:
             "attempt": attrs["attempt"],
         }
         future.set_exception(ActivityError(pending.activity_type, seq, Failure.from_dict(failure)))
+
+    async def _run_main(self, raw_args: list[Any]) -> Any:
+        # Called inside the task, so wrong arguments fail the run like any error of its code.
+        return await self.definition.fn(*convert_args(raw_args, self.definition.arg_types))
 
     def _resolve_child(self, kind: str, seq: int, attrs: dict[str, Any]) -> None:
         child = self._children.get(seq)

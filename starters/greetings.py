@@ -7,11 +7,11 @@ Needs ``python workers/greetings.py`` running on the same Redis.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import uuid
 
 from orchestrator import Client
+from orchestrator.entrypoint import run_program
 
 
 async def main(name: str) -> None:
@@ -30,4 +30,4 @@ async def main(name: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "World"))
+    run_program(main(sys.argv[1] if len(sys.argv) > 1 else "World"))

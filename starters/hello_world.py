@@ -7,9 +7,8 @@ Needs a worker (``python workers/hello_world.py``) on the same Redis.
 
 from __future__ import annotations
 
-import asyncio
-
 from orchestrator import Client
+from orchestrator.entrypoint import run_program
 
 
 async def main() -> None:
@@ -26,4 +25,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_program(main())

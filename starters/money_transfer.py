@@ -10,7 +10,6 @@ if it did.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import uuid
 from pathlib import Path
@@ -20,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from redis.asyncio import Redis
 
 from orchestrator import Client, WorkflowFailureError
+from orchestrator.entrypoint import run_program
 from workers.money_transfer import BALANCES, CLOSED, TASK_QUEUE
 
 OPENING_BALANCES = {"alice": 100_000, "bob": 50_000, "carol": 0}
@@ -80,4 +80,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    run_program(main())

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 
 from orchestrator import Client, ScheduleAction, ScheduleNotFoundError, ScheduleSpec
+from orchestrator.entrypoint import run_program
 
 SCHEDULE_ID = "greet-every-5s"
 
@@ -51,4 +52,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_program(main())

@@ -279,3 +279,11 @@ def test_missing_timeouts_are_rejected() -> None:
     (command,) = instance(no_timeout).apply(h.events)
     assert isinstance(command, FailWorkflow)
     assert "start_to_close_timeout" in command.failure.message
+
+
+def test_wrong_workflow_arguments_fail_the_run_like_any_error() -> None:
+    h = History("Two")  # "Two" needs one argument
+    h.add("WorkflowTaskStarted")
+    (command,) = instance(two).apply(h.events)
+    assert isinstance(command, FailWorkflow)
+    assert command.failure.type == "TypeError"

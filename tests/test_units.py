@@ -103,3 +103,23 @@ def test_failures_describe_the_exception() -> None:
     assert (failure.type, failure.message, failure.attempt) == ("Declined", "card declined", 2)
     assert failure.non_retryable and failure.details == [{"code": 51}]
     assert "card declined" in failure.stack
+
+
+def test_optional_containers_and_datetimes_are_rebuilt() -> None:
+    from datetime import UTC, datetime
+
+    when = datetime(2026, 12, 4, 17, 0, tzinfo=UTC)
+    assert to_type({"value": 1}, Inner | None) == Inner(1)
+    assert to_type(None, Inner | None) is None
+    assert to_type({"a": {"value": 2}}, dict[str, Inner]) == {"a": Inner(2)}
+    assert to_type([{"value": 3}], tuple[Inner, ...]) == (Inner(3),)
+    assert to_type(when.isoformat(), datetime) == when
+
+
+def test_ids_with_control_characters_are_rejected() -> None:
+    from orchestrator.client import check_name
+
+    for bad in ("a\nb", " padded", "tab\t", "", "   "):
+        with pytest.raises(ConfigurationError):
+            check_name(bad, "workflow id")
+    assert check_name("order-42/ok:yes", "workflow id") == "order-42/ok:yes"

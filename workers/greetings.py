@@ -16,6 +16,7 @@ import asyncio
 from datetime import timedelta
 
 from orchestrator import Client, RetryPolicy, Worker, activity, logs, workflow
+from orchestrator.entrypoint import run_program
 
 TASK_QUEUE = "greetings"
 TIMEOUT = timedelta(seconds=10)
@@ -82,4 +83,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_program(main())

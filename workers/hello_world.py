@@ -9,10 +9,10 @@ then start the workflow with ``python starters/hello_world.py``. Stop with Ctrl-
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from orchestrator import Client, Worker, activity, logs, workflow
+from orchestrator.entrypoint import run_program
 
 TASK_QUEUE = "hello-world"
 
@@ -42,4 +42,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_program(main())

@@ -40,6 +40,7 @@ from orchestrator import (
     workflow,
 )
 from orchestrator.connection import redis_url
+from orchestrator.entrypoint import run_program
 
 TASK_QUEUE = "money-transfer"
 
@@ -242,4 +243,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_program(main())

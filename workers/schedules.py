@@ -9,10 +9,10 @@ one workflow, from whichever worker got there first.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from orchestrator import Client, Worker, activity, logs, workflow
+from orchestrator.entrypoint import run_program
 
 TASK_QUEUE = "schedules"
 
@@ -46,4 +46,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_program(main())
