@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import logging
 import random
+import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -110,9 +111,28 @@ class ActivityRunner:
         self.heartbeat_throttle = heartbeat_throttle
         self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="activity")
         self.shutting_down = False
+        self._threads_busy = 0
+        self._threads_lock = threading.Lock()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._threads_busy:
+            logger.warning(
+                "%d sync activity call(s) still running in threads: Python cannot stop a "
+                "thread, so this process exits only when they return; their attempts were "
+                "already reported as failed and are retried by other workers",
+                self._threads_busy,
+                extra={"fields": self.ctx.fields()},
+            )
+
+    def _in_thread(self, fn: Any, *args: Any) -> Any:
+        with self._threads_lock:
+            self._threads_busy += 1
+        try:
+            return fn(*args)
+        finally:
+            with self._threads_lock:
+                self._threads_busy -= 1
 
     async def handle(self, stream: str, entry_id: str, fields: Mapping[str, str]) -> None:
         attempt = _Attempt.parse(stream, entry_id, fields)
@@ -238,7 +258,7 @@ class ActivityRunner:
         else:
             copied = contextvars.copy_context()
             call = asyncio.get_running_loop().run_in_executor(
-                self._pool, copied.run, definition.fn, *args
+                self._pool, copied.run, self._in_thread, definition.fn, *args
             )
         try:
             return await asyncio.wait_for(call, info.start_to_close_timeout)
