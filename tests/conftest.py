@@ -46,3 +46,10 @@ def redis_url(redis_server: EmbeddedRedis) -> str:
     finally:
         client.close()
     return redis_server.url
+
+
+@pytest.fixture
+def url(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``redis_url``, also set as ORCHESTRATOR_REDIS_URL for the activities that read it."""
+    monkeypatch.setenv("ORCHESTRATOR_REDIS_URL", redis_url)
+    return redis_url

@@ -17,12 +17,6 @@ OPTIONS: dict[str, Any] = dict(
 )
 
 
-@pytest.fixture
-def url(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("ORCHESTRATOR_REDIS_URL", redis_url)
-    return redis_url
-
-
 def test_heartbeat_timeout_fails_a_silent_attempt_and_the_next_resumes(url: str) -> None:
     async def main() -> None:
         async with await Client.connect(url) as client, running_worker(client, **OPTIONS):

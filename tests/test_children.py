@@ -16,12 +16,6 @@ OPTIONS: dict[str, Any] = dict(
 )
 
 
-@pytest.fixture
-def url(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("ORCHESTRATOR_REDIS_URL", redis_url)
-    return redis_url
-
-
 @pytest.mark.parametrize("shards", [1, 4])
 def test_child_result_reaches_the_parent(url: str, shards: int) -> None:
     async def main() -> None:

@@ -19,12 +19,6 @@ import defs
 from helpers import events_of, eventually, run, running_worker
 
 
-@pytest.fixture
-def url(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("ORCHESTRATOR_REDIS_URL", redis_url)
-    return redis_url
-
-
 def counts(url: str) -> dict[str, int]:
     with redis.Redis.from_url(url, decode_responses=True) as r:
         return {k.removeprefix("count:"): int(r.get(k) or 0) for k in r.keys("count:*")}

@@ -17,12 +17,6 @@ OPTIONS: dict[str, Any] = dict(
 )
 
 
-@pytest.fixture
-def url(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("ORCHESTRATOR_REDIS_URL", redis_url)
-    return redis_url
-
-
 def test_query_a_running_workflow_from_cache_and_after_a_restart(url: str) -> None:
     async def main() -> None:
         async with await Client.connect(url) as client:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pytest
 import redis
 
 from orchestrator import Client, scripts, workflow
@@ -14,12 +13,6 @@ from orchestrator.timers import Timer
 
 import defs
 from helpers import events_of, eventually, run, running_worker
-
-
-@pytest.fixture
-def url(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("ORCHESTRATOR_REDIS_URL", redis_url)
-    return redis_url
 
 
 def count(url: str, name: str) -> int:

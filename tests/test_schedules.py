@@ -33,12 +33,6 @@ EVERY_SECOND = ScheduleSpec(interval=1)
 SECOND = timedelta(seconds=1)
 
 
-@pytest.fixture
-def url(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("ORCHESTRATOR_REDIS_URL", redis_url)
-    return redis_url
-
-
 def ms(iso: str) -> int:
     return round(datetime.fromisoformat(iso).timestamp() * 1000)
 

@@ -22,12 +22,6 @@ OPTIONS: dict[str, Any] = dict(
 )
 
 
-@pytest.fixture
-def url(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("ORCHESTRATOR_REDIS_URL", redis_url)
-    return redis_url
-
-
 def test_signal_before_and_after_start(url: str) -> None:
     async def main() -> None:
         async with await Client.connect(url) as client:

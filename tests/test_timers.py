@@ -11,13 +11,6 @@ from orchestrator import Client, WorkflowFailureError
 import defs
 from helpers import events_of, eventually, run, running_worker
 
-
-@pytest.fixture
-def url(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("ORCHESTRATOR_REDIS_URL", redis_url)
-    return redis_url
-
-
 OPTIONS: dict[str, Any] = dict(
     task_queue="timers", workflows=defs.ALL_WORKFLOWS, activities=defs.ALL_ACTIVITIES
 )

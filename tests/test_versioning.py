@@ -17,12 +17,6 @@ OPTIONS: dict[str, Any] = dict(
 )
 
 
-@pytest.fixture
-def url(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("ORCHESTRATOR_REDIS_URL", redis_url)
-    return redis_url
-
-
 def test_continue_as_new_starts_fresh_runs_under_one_id(url: str) -> None:
     async def main() -> None:
         async with await Client.connect(url) as client, running_worker(client, **OPTIONS):

@@ -13,14 +13,11 @@
 --!include lib/common.lua
 --!include lib/activity.lua
 
-local act = redis.call('HMGET', KEYS[1], 'status', 'entry', 'seq', 'attempt')
-if act[1] ~= 'running' or act[2] ~= ARGV[1] then
+local act = current_attempt(KEYS[1], KEYS[2], ARGV[1])
+if not act then
   return {'STALE'}
 end
-if redis.call('HGET', KEYS[2], 'status') ~= 'RUNNING' then
-  return {'STALE'}
-end
-
 close_activity(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], 'ActivityTaskCompleted',
-  '{"seq":' .. act[3] .. ',"attempt":' .. act[4] .. ',"result":' .. ARGV[2] .. '}', now_ms())
+  '{"seq":' .. act.seq .. ',"attempt":' .. act.attempt .. ',"result":' .. ARGV[2] .. '}',
+  now_ms())
 return {'OK'}

@@ -17,11 +17,7 @@
 --!include lib/common.lua
 --!include lib/activity.lua
 
-local act = redis.call('HMGET', KEYS[1], 'status', 'entry')
-if act[1] ~= 'running' or act[2] ~= ARGV[1] then
-  return {'STALE'}
-end
-if redis.call('HGET', KEYS[2], 'status') ~= 'RUNNING' then
+if not current_attempt(KEYS[1], KEYS[2], ARGV[1]) then
   return {'STALE'}
 end
 

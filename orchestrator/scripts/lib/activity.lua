@@ -2,6 +2,16 @@
 -- the due-time set, or the activity fails for good and the workflow is told.
 -- Needs lib/common.lua.
 
+-- The state of a running attempt that is still current and whose run is open, or
+-- nil: a report from any other attempt (timed out, retried, cancelled) is refused.
+local function current_attempt(act_key, run_key, entry)
+  local act = redis.call('HMGET', act_key, 'status', 'entry', 'seq', 'attempt',
+    'cancel_requested')
+  if act[1] ~= 'running' or act[2] ~= entry then return nil end
+  if redis.call('HGET', run_key, 'status') ~= 'RUNNING' then return nil end
+  return {seq = act[3], attempt = act[4], cancel_requested = act[5] == '1'}
+end
+
 -- Delay in ms before the next attempt, or -1 when the policy allows no retry.
 local function retry_delay(policy, attempt, failure_type, non_retryable, rand)
   if non_retryable then return -1 end
