@@ -96,21 +96,31 @@ class AttemptContext:
         self.details: list[Any] | None = None
         self.cancel_requested = False
         self.beat = asyncio.Event()
+        # Called on the loop at the first heartbeat: most activities never
+        # heartbeat, and they should not pay for a sender.
+        self.on_first_beat: Callable[[], None] = lambda: None
+        self._beating = False
         self._lock = threading.Lock()
 
     def record(self, details: list[Any]) -> None:
         with self._lock:
             self.details = details
+            first, self._beating = not self._beating, True
         if self.cancel_requested:
             raise asyncio.CancelledError("the activity's cancellation was requested")
+        notify = self._first_beat if first else self.beat.set
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
         if running is self.loop:
-            self.beat.set()
+            notify()
         else:
-            self.loop.call_soon_threadsafe(self.beat.set)
+            self.loop.call_soon_threadsafe(notify)
+
+    def _first_beat(self) -> None:
+        self.on_first_beat()
+        self.beat.set()
 
     def take_details(self) -> list[Any] | None:
         with self._lock:

@@ -8,7 +8,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -105,10 +105,12 @@ class ActivityRunner:
         activities: Mapping[str, ActivityDefinition],
         max_threads: int,
         heartbeat_throttle: float = 30.0,
+        on_retry: Callable[[], None] = lambda: None,
     ) -> None:
         self.ctx = ctx
         self.activities = dict(activities)
         self.heartbeat_throttle = heartbeat_throttle
+        self.on_retry = on_retry
         self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="activity")
         self.shutting_down = False
         self._threads_busy = 0
@@ -151,7 +153,10 @@ class ActivityRunner:
         context = activity.AttemptContext(info, asyncio.get_running_loop())
         task = asyncio.current_task()
         assert task is not None
-        beats = asyncio.create_task(self._send_heartbeats(attempt, context, task))
+        senders: list[asyncio.Task[None]] = []
+        context.on_first_beat = lambda: senders.append(
+            asyncio.create_task(self._send_heartbeats(attempt, context, task))
+        )
         began = time.perf_counter()
         try:
             result_json = dumps(await self._invoke(attempt, context))
@@ -174,13 +179,15 @@ class ActivityRunner:
             await self._report_failure(attempt, failure, log_fields)
             return
         finally:
-            beats.cancel()
+            for sender in senders:
+                sender.cancel()
         await self._report_success(attempt, result_json, time.perf_counter() - began, log_fields)
 
     async def _start(self, attempt: _Attempt) -> tuple[int, int, int, list[Any]] | None:
         keys = self.ctx.keys
         wid = attempt.workflow_id
-        hb_timer = attempt.timer_of("hb")
+        hb_ms = attempt.task.get("hb_ms", 0)
+        hb_timer = attempt.timer_of("hb").member() if hb_ms else ""
         reply = await with_retry(
             lambda: self.ctx.batcher.call(
                 scripts.ACTIVITY_START,
@@ -197,8 +204,8 @@ class ActivityRunner:
                     self.ctx.identity,
                     attempt.task["stc_ms"],
                     attempt.timer.member(),
-                    attempt.task.get("hb_ms", 0),
-                    hb_timer.member(),
+                    hb_ms,
+                    hb_timer,
                 ],
             )
         )
@@ -350,6 +357,7 @@ class ActivityRunner:
         )
         reason = f"{failure.type}: {failure.message}"
         if reply[0] == "RETRY":
+            self.on_retry()
             logger.info(
                 "activity failed (%s); retry in %.2f s",
                 reason,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.events
-import contextlib
 import inspect
 import logging
 import random
@@ -92,6 +91,35 @@ class _PendingChild:
     started: asyncio.Future[str]
     result: asyncio.Future[Any]
     result_type: Any
+
+
+class ActivityFuture(asyncio.Future[Any]):
+    """A scheduled activity's outcome. Cancelling it cancels the activity.
+
+    How depends on the activity's cancellation type: ask the activity to stop and
+    resolve as cancelled at once (``TRY_CANCEL``); ask it to stop and stay pending
+    until it has (``WAIT_CANCELLATION_COMPLETED``: a task awaiting this future
+    then sees its ``CancelledError`` only once the activity's end is recorded);
+    or resolve as cancelled and let the activity run on (``ABANDON``).
+    """
+
+    def __init__(self, instance: WorkflowInstance, seq: int, options: ActivityOptions) -> None:
+        super().__init__(loop=instance.loop)
+        self._instance = instance
+        self._seq = seq
+        self._options = options
+        self._cancel_requested = False
+
+    def cancel(self, msg: Any = None) -> bool:
+        if self.done():
+            return False
+        cancellation = self._options.cancellation_type
+        if cancellation is not ActivityCancellationType.ABANDON and not self._cancel_requested:
+            self._cancel_requested = True
+            self._instance.request_cancel_activity(self._seq, self._options.task_queue)
+        if cancellation is ActivityCancellationType.WAIT_CANCELLATION_COMPLETED:
+            return False
+        return super().cancel(msg)
 
 
 class ChildWorkflowHandle:
@@ -412,31 +440,15 @@ class WorkflowInstance:
 
     def start_activity(
         self, activity_type: str, args: list[Any], options: ActivityOptions, result_type: Any
-    ) -> asyncio.Task[Any]:
+    ) -> ActivityFuture:
         seq, self._next_seq = self._next_seq, self._next_seq + 1
-        future = self.loop.create_future()
+        future = ActivityFuture(self, seq, options)
         self._pending[seq] = _PendingActivity(future, activity_type, result_type)
         self._commands.append(ScheduleActivity(seq, activity_type, dumps(args), options))
-        return self.loop.create_task(
-            self._await_activity(seq, future, options),
-            name=f"activity {activity_type} (seq {seq})",
-        )
+        return future
 
-    async def _await_activity(
-        self, seq: int, future: asyncio.Future[Any], options: ActivityOptions
-    ) -> Any:
-        """Await an activity's outcome; if this is cancelled, cancel the activity as asked."""
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            cancellation = options.cancellation_type
-            if future.done() or cancellation is ActivityCancellationType.ABANDON:
-                raise
-            self._commands.append(RequestCancelActivity(seq, options.task_queue))
-            if cancellation is ActivityCancellationType.WAIT_CANCELLATION_COMPLETED:
-                with contextlib.suppress(ActivityError):
-                    await future
-            raise
+    def request_cancel_activity(self, seq: int, task_queue: str) -> None:
+        self._commands.append(RequestCancelActivity(seq, task_queue))
 
     def _note_patches(self, events: list[history.Event]) -> None:
         for event in events:

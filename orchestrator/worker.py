@@ -118,6 +118,7 @@ class Worker:
         if max_concurrent_activities < 1 or max_concurrent_workflow_tasks < 1:
             raise ConfigurationError("concurrency limits must be at least 1")
         workflow_defs, activity_defs = _as_workflows(workflows), _as_activities(activities)
+        self._timers_wake = asyncio.Event()
         if not workflow_defs and not activity_defs:
             raise ConfigurationError("a worker needs at least one workflow or activity")
         self.client = client
@@ -132,13 +133,15 @@ class Worker:
         self._workflows = WorkflowTaskRunner(
             self.ctx, workflow_defs, workflow_task_timeout, max_cached_workflows
         )
-        self._activities = ActivityRunner(self.ctx, activity_defs, max_concurrent_activities)
+        # A failed attempt schedules its retry in the due-time set: look at it at once.
+        self._activities = ActivityRunner(
+            self.ctx, activity_defs, max_concurrent_activities, on_retry=self._timers_wake.set
+        )
         self._wft_slots = _Slots(max_concurrent_workflow_tasks)
         self._act_slots = _Slots(max_concurrent_activities)
         self._query_slots = _Slots(max_concurrent_workflow_tasks)
         self._children = ChildCoordinator(client)
         self._stop = asyncio.Event()
-        self._timers_wake = asyncio.Event()
         self._inflight: dict[asyncio.Task[None], str] = {}
         self._schedules = (
             ScheduleDriver(client, identity=self.identity) if drive_schedules else None
@@ -184,7 +187,7 @@ class Worker:
             )
             loops.append(self._keep_running("query poll", query))
         if self._activities.activities:
-            act = self._poller(self._act_streams(), self._act_slots, self._run_activity)
+            act = self._poller(self._act_streams(), self._act_slots, self._activities.handle)
             loops.append(self._keep_running("activity poll", act))
         return loops
 
@@ -312,11 +315,6 @@ class Worker:
                 extra={"fields": self.ctx.fields()},
             )
 
-    async def _run_activity(self, stream: str, entry_id: str, fields: Mapping[str, str]) -> None:
-        await self._activities.handle(stream, entry_id, fields)
-        # A failed attempt may have scheduled a retry: look at the due-time set now.
-        self._timers_wake.set()
-
     # -- timers and reclaiming ---------------------------------------------------------
 
     async def _fire_timers(self) -> None:
@@ -395,7 +393,7 @@ class Worker:
         if self._workflows.workflows:
             sources += [(s, self._wft_slots, self._workflows.handle) for s in self._wft_streams()]
         if self._activities.activities:
-            sources += [(s, self._act_slots, self._run_activity) for s in self._act_streams()]
+            sources += [(s, self._act_slots, self._activities.handle) for s in self._act_streams()]
         return sources
 
     async def _reclaim_stream(self, stream: str, slots: _Slots, handler: Handler) -> None:

@@ -29,12 +29,9 @@ from .errors import ConfigurationError, ContinueAsNewError
 from .retry import RetryPolicy, to_seconds
 
 if TYPE_CHECKING:
-    from .runtime import ChildWorkflowHandle, WorkflowInstance
+    from .runtime import ActivityFuture, ChildWorkflowHandle, WorkflowInstance
 
 F = TypeVar("F", bound=Callable[..., Coroutine[Any, Any, Any]])
-
-# A scheduled activity: await it, gather it with others, or cancel it.
-ActivityHandle = asyncio.Task
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +235,7 @@ def start_activity(
     retry_policy: RetryPolicy | None = None,
     cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
     result_type: Any = None,
-) -> ActivityHandle[Any]:
+) -> ActivityFuture:
     """Schedule an activity and return its handle at once; await it for the result.
 
     At least one of ``start_to_close_timeout`` (one attempt) and
