@@ -208,3 +208,39 @@ def test_worker_survives_a_redis_restart(
                 ]
 
         run(main())
+
+
+def test_timer_survives_a_redis_restart_with_persistence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_server_binary: str
+) -> None:
+    import defs
+
+    with EmbeddedRedis(data_dir=tmp_path / "data", prefer="redis-server") as server:
+        port = int(server.url.rsplit(":", 1)[1].split("/")[0])
+        monkeypatch.setenv("ORCHESTRATOR_REDIS_URL", server.url)
+
+        async def main() -> None:
+            async with (
+                await Client.connect(server.url) as client,
+                running_worker(
+                    client,
+                    task_queue="persist",
+                    workflows=defs.ALL_WORKFLOWS,
+                    activities=defs.ALL_ACTIVITIES,
+                ),
+            ):
+                handle = await client.start_workflow(
+                    "Sleeper", 2.0, id="persist", task_queue="persist"
+                )
+
+                async def timer_started() -> bool:
+                    return bool(events_of(await handle.history(), "TimerStarted"))
+
+                await eventually(timer_started)
+                server.stop()
+                await asyncio.sleep(0.5)
+                server.start(port=port)
+                assert await handle.result(timeout=30) == "Hello after sleep!"
+                assert len(events_of(await handle.history(), "TimerFired")) == 1
+
+        run(main())
