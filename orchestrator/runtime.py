@@ -266,6 +266,18 @@ class WorkflowInstance:
             self._on_event(event)
         self._check_all_matched(None)
 
+    def catch_up(self) -> None:
+        """Deliver input events no workflow task has processed yet (a throwaway activation).
+
+        Used to answer a query against the latest state, signals included; the
+        commands it issues are discarded, so only an instance about to be thrown
+        away may be caught up.
+        """
+        if self._inputs and not self._closed:
+            self._mark, self._mark_ts = len(self._inputs), self.now_ms
+            self._activate(live=False)
+            self._ran_ahead = None
+
     def _on_event(self, event: history.Event) -> None:
         if event["id"] != self.last_event_id + 1:
             raise WorkflowTaskError(
@@ -277,6 +289,7 @@ class WorkflowInstance:
             self._match(event)
             return
         self._check_all_matched(event)
+        self.now_ms = max(self.now_ms, event["ts"])
         if kind == history.WORKFLOW_TASK_STARTED:
             self._mark, self._mark_ts = len(self._inputs), event["ts"]
         elif kind == history.WORKFLOW_TASK_COMPLETED:

@@ -112,18 +112,13 @@ class WorkflowTaskRunner:
 
     async def answer_query(self, stream: str, entry_id: str, fields: Mapping[str, str]) -> None:
         """Answer one query from the run's current state: the cached run, or a fresh replay."""
-        redis, keys = self.ctx.redis, self.ctx.keys
+        redis = self.ctx.redis
         workflow_id, run_id = fields["w"], fields["r"]
         # Acknowledged at once: a query is answered at most once, and its caller retries.
         await redis.xack(stream, CONSUMER_GROUP, entry_id)
         await redis.xdel(stream, entry_id)
         try:
-            instance = self._cache.get(run_id)
-            if instance is None:
-                entries = await redis.xrange(keys.history(workflow_id, run_id))
-                events = history.from_stream(entries)
-                instance = self._new_instance(workflow_id, run_id, events)
-                instance.replay(events)
+            instance = await self._query_instance(workflow_id, run_id)
             answer = {
                 "result": orjson.Fragment(
                     dumps(instance.query(fields["q"], orjson.loads(fields["a"])))
@@ -135,6 +130,21 @@ class WorkflowTaskRunner:
             pipe.lpush(fields["k"], dumps(answer))
             pipe.expire(fields["k"], 60)
             await pipe.execute()
+
+    async def _query_instance(self, workflow_id: str, run_id: str) -> WorkflowInstance:
+        """The run's state as of now: the cached instance if nothing happened since, else a
+        fresh replay that also delivers the events (signals) no workflow task has seen yet."""
+        history_key = self.ctx.keys.history(workflow_id, run_id)
+        cached = self._cache.get(run_id)
+        if cached is not None:
+            newer = await self.ctx.redis.xrange(history_key, f"(0-{cached.last_event_id}")
+            if not newer:
+                return cached
+        events = history.from_stream(await self.ctx.redis.xrange(history_key))
+        instance = self._new_instance(workflow_id, run_id, events)
+        instance.replay(events)
+        instance.catch_up()
+        return instance
 
     def _new_instance(
         self, workflow_id: str, run_id: str, events: list[history.Event]

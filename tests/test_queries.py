@@ -73,3 +73,22 @@ def test_query_without_a_worker_times_out_clearly(url: str) -> None:
             assert await client.redis.xlen(stream) == 0  # the request was withdrawn
 
     run(main())
+
+
+def test_query_sees_signals_no_workflow_task_processed_yet(url: str) -> None:
+    async def main() -> None:
+        async with await Client.connect(url) as client:
+            # No worker runs the workflow's tasks yet: the start and the signal are
+            # only in the history. A worker answering the query still sees both.
+            handle = await client.signal_with_start(
+                "Approval",
+                5,
+                id="early",
+                task_queue="queries-early",
+                signal="approve",
+                signal_args=["first"],
+            )
+            async with running_worker(client, **{**OPTIONS, "task_queue": "queries-early"}):
+                assert await handle.query("received") == ["first"]
+
+    run(main())
