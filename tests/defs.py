@@ -454,7 +454,9 @@ async def parent(mode: str) -> object:
             return [err.status, err.failure.type, err.failure.message]
     if mode == "counter":
         return await workflow.execute_child_workflow(counter, 0, 2)
-    if mode in ("terminate", "abandon"):
+    if mode == "gated":
+        return await workflow.execute_child_workflow(gated, ["child-gate"], 1.5, id="gated-child")
+    if mode in ("terminate", "abandon", "request_cancel"):
         handle = await workflow.start_child_workflow(
             approval, 1, id=f"orphan-{mode}", parent_close_policy=mode
         )
