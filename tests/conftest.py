@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -53,3 +54,20 @@ def url(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """``redis_url``, also set as ORCHESTRATOR_REDIS_URL for the activities that read it."""
     monkeypatch.setenv("ORCHESTRATOR_REDIS_URL", redis_url)
     return redis_url
+
+
+@pytest.fixture
+def env(redis_url: str) -> dict[str, str]:
+    """The environment for worker and starter processes that use ``redis_url``."""
+    return {**os.environ, "ORCHESTRATOR_REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[str]]]:
+    """Processes a test starts (append them here); any still running at its end are killed."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)

@@ -6,7 +6,6 @@ twice shows up even when another mistake would hide it from the sum.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -192,24 +191,8 @@ def test_each_operation_applies_once_per_reference(bank: redis.Redis) -> None:
 # Worker processes, as they run in production.
 
 
-@pytest.fixture
-def env(bank: redis.Redis, redis_url: str) -> dict[str, str]:
-    return {**os.environ, "ORCHESTRATOR_REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
-
-
-@pytest.fixture
-def workers() -> Iterator[list[subprocess.Popen[str]]]:
-    """Sample worker processes the test starts with ``start_worker``; killed at the end."""
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
-
-
 def start_worker(
-    workers: list[subprocess.Popen[str]], env: dict[str, str], log: Path
+    processes: list[subprocess.Popen[str]], env: dict[str, str], log: Path
 ) -> subprocess.Popen[str]:
     with open(log, "w") as out:
         proc = subprocess.Popen(
@@ -220,7 +203,7 @@ def start_worker(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    workers.append(proc)
+    processes.append(proc)
     return proc
 
 
@@ -234,10 +217,10 @@ def wait_until(check: Any, timeout: float = 20.0) -> Any:
 
 
 def test_sample_starter_prints_the_books(
-    bank: redis.Redis, env: dict[str, str], workers: list[Any], tmp_path: Path
+    bank: redis.Redis, env: dict[str, str], processes: list[Any], tmp_path: Path
 ) -> None:
     bank.delete(BALANCES)  # the starter opens the accounts itself
-    start_worker(workers, env, tmp_path / "worker.log")
+    start_worker(processes, env, tmp_path / "worker.log")
 
     starter = subprocess.run(
         [sys.executable, "starters/money_transfer.py"],
@@ -264,11 +247,11 @@ def test_sample_starter_prints_the_books(
 
 
 def test_worker_killed_after_the_bank_applied_the_deposit(
-    bank: redis.Redis, env: dict[str, str], workers: list[Any], tmp_path: Path
+    bank: redis.Redis, env: dict[str, str], processes: list[Any], tmp_path: Path
 ) -> None:
     # The bank applies the deposit, then answers slowly: the worker dies before it can report.
     bank.set(delay_key("bob"), 60)
-    first = start_worker(workers, env, tmp_path / "first.log")
+    first = start_worker(processes, env, tmp_path / "first.log")
 
     async def start() -> None:
         async with await Client.connect() as client:
@@ -284,7 +267,7 @@ def test_worker_killed_after_the_bank_applied_the_deposit(
 
     # The deposit's attempt times out; its retry runs on another worker and must not pay twice.
     bank.delete(delay_key("bob"))
-    start_worker(workers, env, tmp_path / "second.log")
+    start_worker(processes, env, tmp_path / "second.log")
 
     async def finish() -> tuple[Any, list[dict[str, Any]]]:
         async with await Client.connect() as client:

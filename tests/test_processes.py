@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +20,6 @@ from helpers import events_of, eventually, run, running_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
-
-
-@pytest.fixture
-def env(redis_url: str) -> dict[str, str]:
-    return {**os.environ, "ORCHESTRATOR_REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
 
 
 def spawn(

@@ -7,13 +7,11 @@ it to exit cleanly.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,22 +25,6 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_ID = r"[0-9a-f-]{36}"
-
-
-@pytest.fixture
-def env(redis_url: str) -> dict[str, str]:
-    return {**os.environ, "ORCHESTRATOR_REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[str]]]:
-    """Worker processes started by a test; any still running at its end are killed."""
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
 
 
 def start_worker(
