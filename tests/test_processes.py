@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,73 +158,64 @@ def test_sigterm_finishes_the_running_activity_then_exits(
     assert len(completed) == 2  # first greeting and the gated activity, then it stopped
 
 
-def test_worker_survives_a_redis_restart(
+@pytest.fixture
+def persistent_redis(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_server_binary: str
-) -> None:
+) -> Iterator[EmbeddedRedis]:
+    """A redis-server of this test's own with AOF persistence, so it can be restarted."""
+    with EmbeddedRedis(data_dir=tmp_path / "data", prefer="redis-server") as server:
+        monkeypatch.setenv("ORCHESTRATOR_REDIS_URL", server.url)
+        yield server
+
+
+async def restart(server: EmbeddedRedis, down_for: float) -> None:
+    """Stop the server, wait (the workers keep retrying meanwhile), start it on its port."""
+    port = int(server.url.rsplit(":", 1)[1].split("/")[0])
+    server.stop()
+    await asyncio.sleep(down_for)
+    server.start(port=port)
+
+
+def run_with_worker(server: EmbeddedRedis, scenario: Any) -> None:
+    """Run ``scenario(client)`` with one in-process worker serving queue "restart"."""
     import defs
 
-    with EmbeddedRedis(data_dir=tmp_path / "data", prefer="redis-server") as server:
-        port = int(server.url.rsplit(":", 1)[1].split("/")[0])
-        monkeypatch.setenv("ORCHESTRATOR_REDIS_URL", server.url)
+    async def main() -> None:
+        async with (
+            await Client.connect(server.url) as client,
+            running_worker(
+                client,
+                task_queue="restart",
+                workflows=defs.ALL_WORKFLOWS,
+                activities=defs.ALL_ACTIVITIES,
+            ),
+        ):
+            await scenario(client)
 
-        async def main() -> None:
-            async with (
-                await Client.connect(server.url) as client,
-                running_worker(
-                    client,
-                    task_queue="restart",
-                    workflows=defs.ALL_WORKFLOWS,
-                    activities=defs.ALL_ACTIVITIES,
-                ),
-            ):
-                handle = await client.start_workflow(
-                    "Gated", ["r"], id="restart", task_queue="restart"
-                )
-                await eventually(lambda: client.redis.get("started:r"))
-                server.stop()
-                await asyncio.sleep(1.0)  # the worker keeps retrying meanwhile
-                server.start(port=port)
-                await client.redis.set("gate:r", "1")
-                assert await handle.result(timeout=30) == [
-                    "Hello first!",
-                    "gate r opened",
-                    "Hello last!",
-                ]
-
-        run(main())
+    run(main())
 
 
-def test_timer_survives_a_redis_restart_with_persistence(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_server_binary: str
-) -> None:
-    import defs
+def test_worker_survives_a_redis_restart(persistent_redis: EmbeddedRedis) -> None:
+    async def scenario(client: Client) -> None:
+        handle = await client.start_workflow("Gated", ["r"], id="restart", task_queue="restart")
+        await eventually(lambda: client.redis.get("started:r"))
+        await restart(persistent_redis, 1.0)
+        await client.redis.set("gate:r", "1")
+        assert await handle.result(timeout=30) == ["Hello first!", "gate r opened", "Hello last!"]
 
-    with EmbeddedRedis(data_dir=tmp_path / "data", prefer="redis-server") as server:
-        port = int(server.url.rsplit(":", 1)[1].split("/")[0])
-        monkeypatch.setenv("ORCHESTRATOR_REDIS_URL", server.url)
+    run_with_worker(persistent_redis, scenario)
 
-        async def main() -> None:
-            async with (
-                await Client.connect(server.url) as client,
-                running_worker(
-                    client,
-                    task_queue="persist",
-                    workflows=defs.ALL_WORKFLOWS,
-                    activities=defs.ALL_ACTIVITIES,
-                ),
-            ):
-                handle = await client.start_workflow(
-                    "Sleeper", 2.0, id="persist", task_queue="persist"
-                )
 
-                async def timer_started() -> bool:
-                    return bool(events_of(await handle.history(), "TimerStarted"))
+def test_timer_survives_a_redis_restart_with_persistence(persistent_redis: EmbeddedRedis) -> None:
+    async def scenario(client: Client) -> None:
+        handle = await client.start_workflow("Sleeper", 2.0, id="persist", task_queue="restart")
 
-                await eventually(timer_started)
-                server.stop()
-                await asyncio.sleep(0.5)
-                server.start(port=port)
-                assert await handle.result(timeout=30) == "Hello after sleep!"
-                assert len(events_of(await handle.history(), "TimerFired")) == 1
+        async def timer_started() -> bool:
+            return bool(events_of(await handle.history(), "TimerStarted"))
 
-        run(main())
+        await eventually(timer_started)
+        await restart(persistent_redis, 0.5)
+        assert await handle.result(timeout=30) == "Hello after sleep!"
+        assert len(events_of(await handle.history(), "TimerFired")) == 1
+
+    run_with_worker(persistent_redis, scenario)
