@@ -79,8 +79,24 @@ class ActivityInfo:
     heartbeat_timeout: float = 0.0
     heartbeat_details: list[Any] = field(default_factory=list)
     """What the last attempt's last heartbeat reported, to resume from."""
-    task_token: str = ""
-    """Completes this attempt from elsewhere after ``raise_complete_async()``."""
+    attempt_id: str = ""
+    """The attempt's identity: the stream entry id of its task."""
+    workflow_task_queue: str = ""
+
+    @property
+    def task_token(self) -> str:
+        """Completes this attempt from elsewhere after ``raise_complete_async()``."""
+        from .task_token import TaskToken  # only activities that complete async need it
+
+        return TaskToken(
+            self.namespace,
+            self.workflow_id,
+            self.run_id,
+            self.seq,
+            self.attempt_id,
+            self.task_queue,
+            self.workflow_task_queue,
+        ).encode()
 
 
 class AttemptContext:

@@ -23,7 +23,6 @@ from .connection import with_retry
 from .converter import convert_args, dumps, failure_from_exception
 from .errors import ApplicationError, Failure
 from .keys import CONSUMER_GROUP, Keys
-from .task_token import TaskToken
 from .timers import Timer
 
 logger = logging.getLogger(__name__)
@@ -238,15 +237,8 @@ class ActivityRunner:
             start_to_close_timeout=task["stc_ms"] / 1000,
             heartbeat_timeout=task.get("hb_ms", 0) / 1000,
             heartbeat_details=details,
-            task_token=TaskToken(
-                self.ctx.keys.namespace,
-                attempt.workflow_id,
-                attempt.run_id,
-                attempt.seq,
-                attempt.entry_id,
-                task["tq"],
-                task["wtq"],
-            ).encode(),
+            attempt_id=attempt.entry_id,
+            workflow_task_queue=task["wtq"],
         )
 
     async def _invoke(self, attempt: _Attempt, context: activity.AttemptContext) -> Any:
