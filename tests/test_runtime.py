@@ -287,3 +287,35 @@ def test_wrong_workflow_arguments_fail_the_run_like_any_error() -> None:
     (command,) = instance(two).apply(h.events)
     assert isinstance(command, FailWorkflow)
     assert command.failure.type == "TypeError"
+
+
+@pytest.mark.parametrize(
+    ("cancellation", "requested"),
+    [("TRY_CANCEL", True), ("WAIT_CANCELLATION_COMPLETED", True), ("ABANDON", False)],
+)
+def test_cancellation_types(cancellation: str, requested: bool) -> None:
+    from orchestrator import ActivityCancellationType
+    from orchestrator.commands import RequestCancelActivity
+
+    kind = ActivityCancellationType[cancellation]
+
+    @workflow.defn(name="Cancels")
+    async def cancels() -> str:
+        handle = workflow.start_activity("Slow", start_to_close_timeout=60, cancellation_type=kind)
+        await asyncio.sleep(0)
+        handle.cancel()
+        try:
+            await handle
+        except asyncio.CancelledError:
+            return "cancelled"
+        except ActivityError as err:
+            return f"activity error {err.type}"
+        return "finished"
+
+    h = History("Cancels")
+    h.add("WorkflowTaskStarted")
+    commands = instance(cancels).apply(h.events)
+    assert any(isinstance(c, RequestCancelActivity) for c in commands) is requested
+    # Waiting for the activity's acknowledgement keeps the workflow open; the others go on.
+    closed = isinstance(commands[-1], CompleteWorkflow)
+    assert closed is (kind is not ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
