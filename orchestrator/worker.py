@@ -118,9 +118,9 @@ class Worker:
         if max_concurrent_activities < 1 or max_concurrent_workflow_tasks < 1:
             raise ConfigurationError("concurrency limits must be at least 1")
         workflow_defs, activity_defs = _as_workflows(workflows), _as_activities(activities)
-        self._timers_wake = asyncio.Event()
         if not workflow_defs and not activity_defs:
             raise ConfigurationError("a worker needs at least one workflow or activity")
+        self._timers_wake = asyncio.Event()
         self.client = client
         self.task_queue = task_queue
         self.identity = identity or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
