@@ -41,6 +41,9 @@ class WorkflowTaskRunner:
 
     A cached run is fed only the events recorded since its last task, so a
     workflow with a long history is not replayed from the start at every step.
+    Any worker of the queue may take a run's next task (there are no sticky
+    queues yet), so with N workers the cache serves about one task in N; the
+    others replay the history.
     """
 
     def __init__(

@@ -38,6 +38,8 @@ local function close_activity(act_key, run_key, history_key, wft_stream, timers_
 end
 
 -- Returns the delay of the scheduled retry in ms, or -1 if the activity closed.
+-- Every failed attempt is recorded (ActivityTaskAttemptFailed), which makes retries
+-- visible in the history but lets it grow with them when attempts are unlimited.
 local function end_attempt(act_key, run_key, history_key, wft_stream, timers_key,
                            failure_json, failure_type, non_retryable, rand, retry_member,
                            final_event, now)
