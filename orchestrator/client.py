@@ -263,6 +263,7 @@ class Client:
                     *old_keys,
                     k.timers_for(wid),
                     k.children(wid, seen or run_id),
+                    *k.visibility_for(wid),
                 ],
                 [
                     wid,
@@ -447,6 +448,7 @@ class WorkflowHandle:
                 k.history(self.id, run_id),
                 k.children(self.id, run_id),
                 k.timers_for(self.id),
+                *k.visibility_for(self.id)[::2],  # summaries, close-time index
             ],
             [run_id, dumps({"reason": reason})],
         )

@@ -11,6 +11,9 @@ Layout (``ns`` is the namespace, ``{s}`` the hash tag of a shard):
     ns:{s}:q:<task queue>:wf       stream  workflow tasks of a task queue
     ns:{s}:q:<task queue>:act      stream  activity tasks of a task queue
     ns:{s}:timers                  zset    due times: retries, timeouts
+    ns:{s}:vis:runs                hash    run id -> JSON summary, for listing
+    ns:{s}:vis:start               zset    run ids by start time
+    ns:{s}:vis:close               zset    closed run ids by close time
     ns:{s}:q:<task queue>:query    stream  queries waiting for a worker of the queue
     ns:query:<request id>          list    the answer to one query, read once
     ns:{sched}:schedules           zset    schedule ids, scored by when a driver must look
@@ -75,6 +78,14 @@ class Keys:
 
     def activity_tasks(self, task_queue: str, shard: int) -> str:
         return f"{self._base(shard)}:q:{task_queue}:act"
+
+    def visibility(self, shard: int) -> tuple[str, str, str]:
+        """The shard's run summaries, its index by start time, its index by close time."""
+        base = self._base(shard)
+        return f"{base}:vis:runs", f"{base}:vis:start", f"{base}:vis:close"
+
+    def visibility_for(self, workflow_id: str) -> tuple[str, str, str]:
+        return self.visibility(self.shard_of(workflow_id))
 
     def query_tasks(self, task_queue: str, shard: int) -> str:
         return f"{self._base(shard)}:q:{task_queue}:query"

@@ -92,6 +92,7 @@ class Timer:
                     keys.workflow(wid),
                     timers_key,
                     keys.children(wid, rid),
+                    *keys.visibility_for(wid)[::2],  # summaries, close-time index
                 ],
                 [self.member()],
             )

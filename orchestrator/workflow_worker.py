@@ -238,6 +238,7 @@ class WorkflowTaskRunner:
             keys.timers_for(wid),
             keys.workflow(wid),
             keys.children(wid, rid),
+            *keys.visibility_for(wid),
         ]
         args: list[Any] = [entry_id, self.ctx.identity, CONSUMER_GROUP]
         for command in commands:

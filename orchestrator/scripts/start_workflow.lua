@@ -10,6 +10,9 @@
 -- KEYS[7] workflow task stream of that run's task queue (or KEYS[4])
 -- KEYS[8] due-time set (timers) of the shard
 -- KEYS[9] children hash of the run KEYS[5]
+-- KEYS[10] visibility summaries of the shard
+-- KEYS[11] visibility index by start time of the shard
+-- KEYS[12] visibility index by close time of the shard
 -- ARGV[1] workflow id
 -- ARGV[2] run id of the new run
 -- ARGV[3] workflow type
@@ -34,6 +37,7 @@
 --      or {'RACE', current run id}: the current run is not the one the caller saw;
 --         nothing was changed, look again and retry.
 --!include lib/common.lua
+--!include lib/visibility.lua
 --!include lib/close.lua
 
 local current = redis.call('HMGET', KEYS[1], 'run_id', 'status')
@@ -61,7 +65,7 @@ if current[2] == 'RUNNING' then
   if policy == 'use_existing' then
     return {'EXISTING', current[1]}
   end
-  terminate_run(KEYS[5], KEYS[6], KEYS[1], KEYS[9], KEYS[8],
+  terminate_run(KEYS[5], KEYS[6], KEYS[1], KEYS[9], KEYS[8], {runs = KEYS[10], close = KEYS[12]},
     cjson.encode({reason = 'terminated to start run ' .. ARGV[2], identity = 'start'}), now)
 elseif current[2] then
   local reuse = ARGV[9]
@@ -81,6 +85,7 @@ if ARGV[13] ~= '' then
   redis.call('HSET', KEYS[2], 'parent', ARGV[13])
 end
 append_event(KEYS[2], KEYS[3], 'WorkflowExecutionStarted', ARGV[5], now)
+index_started(KEYS[10], KEYS[11], ARGV[1], ARGV[2], ARGV[3], ARGV[4], now)
 if ARGV[6] ~= '' then
   append_event(KEYS[2], KEYS[3], 'WorkflowExecutionSignaled', ARGV[6], now)
 end

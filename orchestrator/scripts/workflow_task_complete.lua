@@ -6,7 +6,10 @@
 -- KEYS[4] due-time set (timers) of the shard
 -- KEYS[5] workflow pointer hash
 -- KEYS[6] children hash of the run
--- KEYS[7...] two per 'activity', 'cancel_activity' and 'continue' command, in command
+-- KEYS[7] visibility summaries of the shard
+-- KEYS[8] visibility index by start time of the shard
+-- KEYS[9] visibility index by close time of the shard
+-- KEYS[10...] two per 'activity', 'cancel_activity' and 'continue' command, in command
 --            order: activity hash and activity task stream; or, for 'continue', the
 --            new run's hash and history stream
 -- ARGV[1] stream entry id of the task (must be the current workflow task)
@@ -36,6 +39,7 @@
 --      or {'STALE'} when this task is no longer current: nothing is changed.
 --!include lib/common.lua
 --!include lib/activity.lua
+--!include lib/visibility.lua
 --!include lib/close.lua
 
 local run, history, wft_stream, timers = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -81,8 +85,8 @@ local function close_run(status, event_type, attrs, field, value)
   redis.call('HSET', run, 'status', status, 'closed_at', now, field, value,
     'wft', '', 'wft_pending', '', 'wft_timer', '')
   redis.call('HSET', KEYS[5], 'status', status)
-  -- A run continued as new is not over for its parent: the next run carries on.
-  on_run_closed(run, KEYS[6], timers, workflow_id, run_id, now, status ~= 'CONTINUED_AS_NEW')
+  on_run_closed(run, KEYS[6], timers, {runs = KEYS[7], close = KEYS[9]}, workflow_id, run_id,
+    status, now)
 end
 
 local function schedule_activity(act, stream, i)
@@ -137,12 +141,13 @@ local function continue_as_new(new_run, new_history, i)
     redis.call('HSET', new_run, 'parent', state[5])
   end
   append_event(new_run, new_history, 'WorkflowExecutionStarted', ARGV[i + 3], now)
+  index_started(KEYS[7], KEYS[8], workflow_id, new_run_id, state[1], state[2], now)
   dispatch_workflow_task(new_run, wft_stream, workflow_id, new_run_id)
   arm_run_timeout(new_run, timers, ARGV[i + 4], tonumber(state[3] or 0),
     tonumber(state[4] or 0), now)
 end
 
-local i, k, closed = 4, 7, false
+local i, k, closed = 4, 10, false
 while i <= #ARGV do
   local kind = ARGV[i]
   if kind == 'activity' then

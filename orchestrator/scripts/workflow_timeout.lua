@@ -6,11 +6,14 @@
 -- KEYS[3] workflow pointer hash
 -- KEYS[4] due-time set (timers) of the shard
 -- KEYS[5] children hash of the run
+-- KEYS[6] visibility summaries of the shard
+-- KEYS[7] visibility index by close time of the shard
 -- ARGV[1] timer member
 --
 -- Returns {'OK'}, {'STALE'} when the run already closed, or {'GONE'} when another
 -- process already fired this timer.
 --!include lib/common.lua
+--!include lib/visibility.lua
 --!include lib/close.lua
 
 if redis.call('ZREM', KEYS[4], ARGV[1]) == 0 then
@@ -26,5 +29,6 @@ redis.call('HSET', KEYS[1], 'status', 'TIMED_OUT', 'closed_at', now, 'wft', '',
   'failure', '{"type":"TimeoutError","message":"workflow run exceeded its timeout"}')
 redis.call('HSET', KEYS[3], 'status', 'TIMED_OUT')
 local ids = redis.call('HMGET', KEYS[1], 'workflow_id', 'run_id')
-on_run_closed(KEYS[1], KEYS[5], KEYS[4], ids[1], ids[2], now, true)
+on_run_closed(KEYS[1], KEYS[5], KEYS[4], {runs = KEYS[6], close = KEYS[7]}, ids[1], ids[2],
+  'TIMED_OUT', now)
 return {'OK'}
