@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from redis.asyncio import Redis
 
-from . import history, scripts
+from . import history, scripts, visibility
 from .connection import connect
 from .converter import dumps, to_type
 from .errors import (
@@ -37,6 +37,7 @@ from .keys import Keys
 from .retry import to_seconds
 from .task_token import AsyncActivityHandle
 from .timers import Timer
+from .visibility import WorkflowPage
 from .workflow import WorkflowDefinition
 
 if TYPE_CHECKING:
@@ -305,6 +306,27 @@ class Client:
         """Start a workflow and wait for its result."""
         handle = await self.start_workflow(workflow, *args, id=id, task_queue=task_queue)
         return await handle.result(result_type=result_type)
+
+    async def list_workflows(
+        self,
+        *,
+        page_size: int = 100,
+        next_page_token: str | None = None,
+        **where: Any,
+    ) -> WorkflowPage:
+        """A page of runs, newest first; pass ``next_page_token`` back for the next page.
+
+        Filters (all optional): ``status``, ``workflow_type``, ``task_queue``,
+        ``started_after``/``started_before``, ``closed_after``/``closed_before``
+        (aware datetimes). With close-time bounds, runs come newest closed first.
+        """
+        return await visibility.list_workflows(
+            self, visibility.ListFilter(**where), page_size, next_page_token
+        )
+
+    async def count_workflows(self, **where: Any) -> int:
+        """How many runs match the filters of :meth:`list_workflows`."""
+        return await visibility.count_workflows(self, visibility.ListFilter(**where))
 
     def get_async_activity_handle(self, task_token: str) -> AsyncActivityHandle:
         """A handle to complete, fail or heartbeat an activity attempt by its task token."""

@@ -75,6 +75,7 @@ TERMINATE_WORKFLOW = Script.load("terminate_workflow")
 WORKFLOW_TIMEOUT = Script.load("workflow_timeout")
 CHILD_STARTED = Script.load("child_started")
 CHILD_CLOSED = Script.load("child_closed")
+LIST_WORKFLOWS = Script.load("list_workflows")
 TIMERS_DUE = Script.load("timers_due")
 SCHEDULE_CREATE = Script.load("schedule_create")
 SCHEDULES_DUE = Script.load("schedules_due")
@@ -101,6 +102,7 @@ ALL = (
     WORKFLOW_TIMEOUT,
     CHILD_STARTED,
     CHILD_CLOSED,
+    LIST_WORKFLOWS,
     TIMERS_DUE,
     SCHEDULE_CREATE,
     SCHEDULES_DUE,
