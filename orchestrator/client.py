@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from redis.asyncio import Redis
 
-from . import history, scripts, visibility
+from . import history, retention, scripts, visibility
 from .connection import connect
 from .converter import dumps, to_type
 from .errors import (
@@ -323,6 +323,14 @@ class Client:
         return await visibility.list_workflows(
             self, visibility.ListFilter(**where), page_size, next_page_token
         )
+
+    async def set_retention(self, period: timedelta) -> None:
+        """Keep this namespace's closed runs for ``period``, then remove them."""
+        await retention.set_retention(self, period)
+
+    async def retention(self) -> timedelta:
+        """How long this namespace keeps closed runs (7 days unless set)."""
+        return await retention.get_retention(self)
 
     async def count_workflows(self, **where: Any) -> int:
         """How many runs match the filters of :meth:`list_workflows`."""

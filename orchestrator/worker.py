@@ -20,7 +20,7 @@ from typing import Any
 
 import redis.exceptions
 
-from . import scripts
+from . import retention, scripts
 from .activity import ActivityDefinition
 from .activity_worker import ActivityRunner, WorkerContext
 from .batching import ScriptBatcher
@@ -113,6 +113,7 @@ class Worker:
         poll_block: float = 1.0,
         identity: str | None = None,
         drive_schedules: bool = True,
+        retention_sweep_interval: float | None = 60.0,
     ) -> None:
         check_name(task_queue, "task queue")
         if max_concurrent_activities < 1 or max_concurrent_workflow_tasks < 1:
@@ -143,6 +144,7 @@ class Worker:
         self._children = ChildCoordinator(client)
         self._stop = asyncio.Event()
         self._inflight: dict[asyncio.Task[None], str] = {}
+        self.retention_sweep_interval = retention_sweep_interval
         self._schedules = (
             ScheduleDriver(client, identity=self.identity) if drive_schedules else None
         )
@@ -177,6 +179,8 @@ class Worker:
             self._keep_running("timer", self._fire_timers),
             self._keep_running("reclaim", self._reclaim),
         ]
+        if self.retention_sweep_interval:
+            loops.append(self._keep_running("retention", self._sweep_retention))
         if self._schedules is not None:
             loops.append(self._keep_running("schedule", self._drive_schedules))
         if self._workflows.workflows:
@@ -369,12 +373,17 @@ class Worker:
             ("wft_timeout", "OK"): "workflow task timed out; dispatched again",
             ("wft_retry", "OK"): "workflow task retry dispatched",
         }
-        if outcome in ("DISPATCHED", "OK"):
+        if outcome in ("DISPATCHED", "OK") and len(result) > 1:
             fields["attempt"] = result[1]
         logger.info(
             messages.get((timer.kind, outcome), f"timer {timer.kind}: {outcome}"),
             extra={"fields": fields},
         )
+
+    async def _sweep_retention(self) -> None:
+        """Remove closed runs past the namespace's retention, then wait for the next sweep."""
+        if not await retention.sweep(self.client):
+            await self._pause(self.retention_sweep_interval or 60.0)
 
     async def _drive_schedules(self) -> None:
         """Fire the due schedules, then sleep until one is next due (at most 1 s)."""

@@ -108,3 +108,40 @@ def test_bad_filters_are_clear_errors(url: str) -> None:
                 await client.list_workflows(next_page_token="garbage")
 
     run(main())
+
+
+def test_retention_removes_expired_runs_and_nothing_else(url: str) -> None:
+    from datetime import timedelta
+
+    from orchestrator import retention
+
+    async def main() -> None:
+        async with await Client.connect(url) as client:
+            assert await client.retention() == timedelta(days=7)
+            async with running_worker(client, **{**OPTIONS, "retention_sweep_interval": None}):
+                old = [
+                    await client.start_workflow("Hello", str(i), id=f"old-{i}", task_queue="vis")
+                    for i in range(5)
+                ]
+                for handle in old:
+                    await handle.result(timeout=20)
+                running = await client.start_workflow("Approval", 1, id="open", task_queue="vis")
+                await client.set_retention(timedelta(seconds=1))
+                await asyncio.sleep(1.2)
+                fresh = await client.start_workflow("Hello", "new", id="fresh", task_queue="vis")
+                await fresh.result(timeout=20)
+                assert await retention.sweep(client) == 5
+                assert await retention.sweep(client) == 0  # the fresh one is not due yet
+
+            keys = set(await client.redis.keys("*"))
+            for handle in old:
+                assert client.keys.run(handle.id, handle.run_id) not in keys
+                assert client.keys.history(handle.id, handle.run_id) not in keys
+                assert client.keys.workflow(handle.id) not in keys
+            assert (await running.describe()).status == "RUNNING"
+            assert await fresh.result() == "Hello new!"
+            assert await client.count_workflows() == 2
+            listed = {e.workflow_id for e in (await client.list_workflows()).executions}
+            assert listed == {"open", "fresh"}
+
+    run(main())

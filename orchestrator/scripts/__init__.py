@@ -76,6 +76,7 @@ WORKFLOW_TIMEOUT = Script.load("workflow_timeout")
 CHILD_STARTED = Script.load("child_started")
 CHILD_CLOSED = Script.load("child_closed")
 LIST_WORKFLOWS = Script.load("list_workflows")
+PURGE_RUN = Script.load("purge_run")
 TIMERS_DUE = Script.load("timers_due")
 SCHEDULE_CREATE = Script.load("schedule_create")
 SCHEDULES_DUE = Script.load("schedules_due")
@@ -103,6 +104,7 @@ ALL = (
     CHILD_STARTED,
     CHILD_CLOSED,
     LIST_WORKFLOWS,
+    PURGE_RUN,
     TIMERS_DUE,
     SCHEDULE_CREATE,
     SCHEDULES_DUE,

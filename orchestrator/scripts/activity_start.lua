@@ -27,6 +27,8 @@ if act[1] ~= 'scheduled' or act[2] ~= ARGV[1] then
   return {'STALE'}
 end
 if redis.call('HGET', KEYS[2], 'status') ~= 'RUNNING' then
+  -- The run closed with this activity open: nothing will ever report it.
+  redis.call('DEL', KEYS[1])
   return {'STALE'}
 end
 

@@ -28,7 +28,12 @@ if redis.call('ZREM', timers, ARGV[1]) == 0 then
 end
 local act = redis.call('HMGET', act_key, 'status', 'entry', 'attempt', 'seq', 'w', 'r', 'task',
   's2s_ms', 's2s_timer')
-if not act[1] or redis.call('HGET', run, 'status') ~= 'RUNNING' then
+if not act[1] then
+  return {'STALE'}
+end
+if redis.call('HGET', run, 'status') ~= 'RUNNING' then
+  -- The run closed with this activity open: nothing will ever report it.
+  redis.call('DEL', act_key)
   return {'STALE'}
 end
 local now = now_ms()
