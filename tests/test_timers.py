@@ -16,7 +16,9 @@ OPTIONS: dict[str, Any] = dict(
 )
 
 
-def test_sleep_waits_its_duration_then_continues(url: str) -> None:
+def test_sleep_waits_its_duration_then_continues(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     async def main() -> None:
         async with await Client.connect(url) as client, running_worker(client, **OPTIONS):
             handle = await client.start_workflow("Sleeper", 0.5, id="s", task_queue="timers")
@@ -28,6 +30,7 @@ def test_sleep_waits_its_duration_then_continues(url: str) -> None:
             assert fired["ts"] >= started["attrs"]["fire_at"] >= started["ts"] + 500
 
     run(main())
+    assert not [r for r in caplog.records if "loop failed" in r.getMessage()]
 
 
 def test_timer_survives_a_worker_restart_and_fires_once_with_two_workers(url: str) -> None:
