@@ -1,0 +1,5 @@
+"""``python -m orchestrator.cli``: the ``orchestrator`` command."""
+
+from . import main
+
+main()

@@ -1,0 +1,168 @@
+"""``orchestrator worker run``: a worker for the workflows and activities a module holds.
+
+Every flag may be set instead by the environment variable shown in ``--help``
+(``ORCHESTRATOR_TASK_QUEUE``, ``ORCHESTRATOR_LOG_LEVEL``, ...), which suits
+containers. A flag, or its variable, wins over the same option in a worker-options
+dict; the Worker's own default applies to what neither sets.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+from .. import logs
+from ..client import Client
+from ..errors import ConfigurationError
+from ..worker import Worker
+from . import loading
+from .options import Namespace, RedisUrl
+from .reporting import reported_errors, run
+
+logger = logging.getLogger(__name__)
+
+worker_app = typer.Typer(help="Run workers.", no_args_is_help=True)
+
+LIMITS = "Limits"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerPlan:
+    """What ``worker run`` will start: the Worker's options, and the settings beside them."""
+
+    options: dict[str, Any]  # keyword arguments of Worker, task_queue included
+    # Accepted and kept so that deployments can set it already; nothing listens on it
+    # until metrics are served, in a later release.
+    metrics_port: int | None = None
+
+
+def plan_worker(spec: str, flags: dict[str, Any], metrics_port: int | None = None) -> WorkerPlan:
+    """Merge what ``spec`` names with the flags that were given (those not None)."""
+    options = loading.worker_options(loading.load(spec), spec)
+    options.update({name: value for name, value in flags.items() if value is not None})
+    if not options.get("task_queue"):
+        raise ConfigurationError(
+            "no task queue: give --task-queue (or ORCHESTRATOR_TASK_QUEUE), "
+            f"or put 'task_queue' in {spec}"
+        )
+    return WorkerPlan(options, metrics_port)
+
+
+SPEC_HELP = (
+    "What to run: MODULE (or path/to/file.py) to serve every function in it decorated with "
+    "workflow.defn or activity.defn; MODULE:ATTRIBUTE naming a dict of Worker options "
+    "(workflows, activities, task_queue, ...), a function returning one, or a list of "
+    "decorated functions."
+)
+
+
+@worker_app.command("run")
+def worker_run(
+    spec: Annotated[str, typer.Argument(metavar="MODULE[:ATTRIBUTE]", help=SPEC_HELP)],
+    task_queue: Annotated[
+        str | None,
+        typer.Option("--task-queue", "-q", envvar="ORCHESTRATOR_TASK_QUEUE", show_default=False),
+    ] = None,
+    max_concurrent_activities: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            envvar=["ORCHESTRATOR_MAX_CONCURRENT_ACTIVITIES", "ORCHESTRATOR_MAX_ACTIVITIES"],
+            help="Activities run at once (default: 100).",
+            rich_help_panel=LIMITS,
+        ),
+    ] = None,
+    max_concurrent_workflow_tasks: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            envvar=[
+                "ORCHESTRATOR_MAX_CONCURRENT_WORKFLOW_TASKS",
+                "ORCHESTRATOR_MAX_WORKFLOW_TASKS",
+            ],
+            help="Workflow tasks run at once (default: 100).",
+            rich_help_panel=LIMITS,
+        ),
+    ] = None,
+    graceful_shutdown_timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            envvar="ORCHESTRATOR_GRACEFUL_SHUTDOWN_TIMEOUT",
+            help="Seconds running tasks get to finish on Ctrl-C or SIGTERM (default: 30).",
+            rich_help_panel=LIMITS,
+        ),
+    ] = None,
+    drive_schedules: Annotated[
+        bool | None,
+        typer.Option(
+            "--drive-schedules/--no-drive-schedules",
+            envvar="ORCHESTRATOR_DRIVE_SCHEDULES",
+            help="Fire the namespace's due schedules too (default: drive them).",
+            show_default=False,
+        ),
+    ] = None,
+    identity: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ORCHESTRATOR_IDENTITY",
+            help="Worker name in logs and task-queue describe (default: host:pid:random).",
+            show_default=False,
+        ),
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            envvar="ORCHESTRATOR_METRICS_PORT",
+            help="Port for Prometheus metrics. Accepted and kept, but not served yet: "
+            "metrics come in a later release.",
+            show_default=False,
+        ),
+    ] = None,
+    log_level: Annotated[
+        LogLevel,
+        typer.Option(envvar="ORCHESTRATOR_LOG_LEVEL", case_sensitive=False),
+    ] = LogLevel.INFO,
+    url: RedisUrl = None,
+    namespace: Namespace = "default",
+) -> None:
+    """Run a worker for the workflows and activities MODULE[:ATTRIBUTE] names, until Ctrl-C.
+
+    On Ctrl-C or SIGTERM the worker stops taking tasks and lets running ones finish.
+    """
+    flags = {
+        "task_queue": task_queue,
+        "max_concurrent_activities": max_concurrent_activities,
+        "max_concurrent_workflow_tasks": max_concurrent_workflow_tasks,
+        "graceful_shutdown_timeout": graceful_shutdown_timeout,
+        "drive_schedules": drive_schedules,
+        "identity": identity,
+    }
+    with reported_errors():
+        plan = plan_worker(spec, flags, metrics_port)
+    logs.configure(log_level.value)
+    if plan.metrics_port is not None:
+        logger.info(
+            "metrics port %d noted; metrics are not served yet (a later release)",
+            plan.metrics_port,
+        )
+
+    async def main() -> None:
+        async with await Client.connect(url, namespace=namespace) as client:
+            await Worker(client, **plan.options).run()
+
+    run(main())
