@@ -62,6 +62,12 @@ def _ms(seconds: float | None) -> int:
     return int((seconds or 0) * 1000)
 
 
+def _closing_keys(keys: Keys, workflow_id: str) -> list[str]:
+    """The visibility keys a script that closes a run needs: summaries, close, open."""
+    vis = keys.visibility_for(workflow_id)
+    return [vis.runs, vis.close, vis.open]
+
+
 def _check_choice(value: str, choices: tuple[str, ...], what: str) -> None:
     if value not in choices:
         raise ConfigurationError(f"{what} must be one of {', '.join(choices)} (got {value!r})")
@@ -265,6 +271,9 @@ class Client:
                     k.timers_for(wid),
                     k.children(wid, seen or run_id),
                     *k.visibility_for(wid),
+                    k.visibility_by_type(k.shard_of(wid), name),
+                    k.visibility_by_queue(k.shard_of(wid), task_queue),
+                    k.visibility_by_status(k.shard_of(wid), "TERMINATED"),
                 ],
                 [
                     wid,
@@ -478,7 +487,8 @@ class WorkflowHandle:
                 k.history(self.id, run_id),
                 k.children(self.id, run_id),
                 k.timers_for(self.id),
-                *k.visibility_for(self.id)[::2],  # summaries, close-time index
+                *_closing_keys(k, self.id),
+                k.visibility_by_status(k.shard_of(self.id), "TERMINATED"),
             ],
             [run_id, dumps({"reason": reason})],
         )

@@ -14,6 +14,10 @@ Layout (``ns`` is the namespace, ``{s}`` the hash tag of a shard):
     ns:{s}:vis:runs                hash    run id -> JSON summary, for listing
     ns:{s}:vis:start               zset    run ids by start time
     ns:{s}:vis:close               zset    closed run ids by close time
+    ns:{s}:vis:open                zset    open run ids by start time
+    ns:{s}:vis:status:<status>     zset    closed run ids of one status by start time
+    ns:{s}:vis:type:<type>         zset    run ids of one workflow type by start time
+    ns:{s}:vis:queue:<task queue>  zset    run ids of one task queue by start time
     ns:{s}:q:<task queue>:query    stream  queries waiting for a worker of the queue
     ns:query:<request id>          list    the answer to one query, read once
     ns:{sched}:schedules           zset    schedule ids, scored by when a driver must look
@@ -36,8 +40,18 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 CONSUMER_GROUP = "workers"
+
+
+class VisibilityKeys(NamedTuple):
+    """A shard's run summaries and its indexes by time (see the layout above)."""
+
+    runs: str
+    start: str
+    close: str
+    open: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +93,23 @@ class Keys:
     def activity_tasks(self, task_queue: str, shard: int) -> str:
         return f"{self._base(shard)}:q:{task_queue}:act"
 
-    def visibility(self, shard: int) -> tuple[str, str, str]:
-        """The shard's run summaries, its index by start time, its index by close time."""
+    def visibility(self, shard: int) -> VisibilityKeys:
         base = self._base(shard)
-        return f"{base}:vis:runs", f"{base}:vis:start", f"{base}:vis:close"
+        return VisibilityKeys(
+            f"{base}:vis:runs", f"{base}:vis:start", f"{base}:vis:close", f"{base}:vis:open"
+        )
 
-    def visibility_for(self, workflow_id: str) -> tuple[str, str, str]:
+    def visibility_for(self, workflow_id: str) -> VisibilityKeys:
         return self.visibility(self.shard_of(workflow_id))
+
+    def visibility_by_type(self, shard: int, workflow_type: str) -> str:
+        return f"{self._base(shard)}:vis:type:{workflow_type}"
+
+    def visibility_by_status(self, shard: int, status: str) -> str:
+        return f"{self._base(shard)}:vis:status:{status}"
+
+    def visibility_by_queue(self, shard: int, task_queue: str) -> str:
+        return f"{self._base(shard)}:vis:queue:{task_queue}"
 
     def query_tasks(self, task_queue: str, shard: int) -> str:
         return f"{self._base(shard)}:q:{task_queue}:query"

@@ -51,25 +51,31 @@ async def sweep(client: Client) -> int:
 
 async def _sweep_shard(client: Client, shard: int, cutoff: int) -> int:
     k, redis = client.keys, client.redis
-    runs, by_start, by_close = k.visibility(shard)
-    run_ids = await redis.zrangebyscore(by_close, "-inf", cutoff, start=0, num=SWEEP_BATCH)
+    vis = k.visibility(shard)
+    run_ids = await redis.zrangebyscore(vis.close, "-inf", cutoff, start=0, num=SWEEP_BATCH)
     if not run_ids:
         return 0
-    summaries = await redis.hmget(runs, run_ids)
+    summaries = await redis.hmget(vis.runs, run_ids)
     calls = []
     for run_id, raw in zip(run_ids, summaries, strict=True):
-        workflow_id = orjson.loads(raw)["workflow_id"] if raw else ""
+        if raw is None:  # only an index entry is left of it
+            await redis.zrem(vis.close, run_id)
+            await redis.zrem(vis.start, run_id)
+            continue
+        summary = orjson.loads(raw)
+        wid = summary["workflow_id"]
         calls.append(
             (
                 scripts.PURGE_RUN,
                 [
-                    k.run(workflow_id, run_id),
-                    k.history(workflow_id, run_id),
-                    k.children(workflow_id, run_id),
-                    k.workflow(workflow_id),
-                    runs,
-                    by_start,
-                    by_close,
+                    k.run(wid, run_id),
+                    k.history(wid, run_id),
+                    k.children(wid, run_id),
+                    k.workflow(wid),
+                    *vis,
+                    k.visibility_by_type(shard, summary["workflow_type"]),
+                    k.visibility_by_queue(shard, summary["task_queue"]),
+                    k.visibility_by_status(shard, summary["status"]),
                 ],
                 [run_id, cutoff],
             )

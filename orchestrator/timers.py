@@ -21,6 +21,11 @@ ACTIVITY_KINDS = frozenset({"stc", "hb", "s2s", "s2c", "retry"})
 WORKFLOW_TASK_KINDS = {"wft_timeout": "timeout", "wft_retry": "retry"}
 
 
+def _closing_keys(keys: Keys, workflow_id: str) -> list[str]:
+    vis = keys.visibility_for(workflow_id)
+    return [vis.runs, vis.close, vis.open]
+
+
 @dataclass(frozen=True, slots=True)
 class Timer:
     kind: str
@@ -92,7 +97,8 @@ class Timer:
                     keys.workflow(wid),
                     timers_key,
                     keys.children(wid, rid),
-                    *keys.visibility_for(wid)[::2],  # summaries, close-time index
+                    *_closing_keys(keys, wid),
+                    keys.visibility_by_status(keys.shard_of(wid), "TIMED_OUT"),
                 ],
                 [self.member()],
             )

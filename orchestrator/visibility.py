@@ -95,6 +95,16 @@ class ListFilter:
         if self.status is not None and self.status not in STATUSES:
             raise ConfigurationError(f"status must be one of {', '.join(STATUSES)}")
 
+    def unmet_by(self, index: _Index) -> bool:
+        """Whether some filter still needs checking on each run of ``index``."""
+        active = {
+            name
+            for name in ("status", "workflow_type", "task_queue")
+            if getattr(self, name) is not None
+        }
+        start_bounds = self.by_close and (self.started_after or self.started_before)
+        return bool(active - index.implies) or bool(start_bounds)
+
     @property
     def by_close(self) -> bool:
         """Closed-time bounds walk the close-time index (newest closed first)."""
@@ -157,7 +167,8 @@ async def list_workflows(
     cursor = ""
     if next_page_token:
         high, cursor = _decode_token(next_page_token)
-    replies = await _per_shard(client, where, high, low, cursor, page_size)
+    indexes = await _choose_indexes(client, where)
+    replies = await _per_shard(client, where, indexes, high, low, cursor, page_size)
     entries = heapq.merge(
         *[_entries(reply) for reply in replies], key=lambda e: (float(e[0]), e[1]), reverse=True
     )
@@ -172,21 +183,82 @@ async def list_workflows(
 
 async def count_workflows(client: Client, where: ListFilter) -> int:
     high, low = where.score_range()
-    replies = await _per_shard(client, where, high, low, "", 0)
+    indexes = await _choose_indexes(client, where)
+    if all(not where.unmet_by(index) for index in indexes):
+        # The indexes alone answer: count their entries in the time range.
+        async with client.redis.pipeline(transaction=False) as pipe:
+            for index in indexes:
+                pipe.zcount(index.key, low, high)
+            return sum(await pipe.execute())
+    replies = await _per_shard(client, where, indexes, high, low, "", 0)
     return sum(int(reply[0]) for reply in replies)
 
 
+@dataclass(frozen=True, slots=True)
+class _Index:
+    """One shard's index to walk, and the filters that membership in it already implies."""
+
+    key: str
+    implies: frozenset[str]
+
+
+def _candidates(client: Client, shard: int, where: ListFilter) -> list[_Index]:
+    keys = client.keys
+    vis = keys.visibility(shard)
+    if where.by_close:
+        return [_Index(vis.close, frozenset())]
+    if where.status == "RUNNING":
+        found = [_Index(vis.open, frozenset({"status"}))]
+    elif where.status:
+        found = [_Index(keys.visibility_by_status(shard, where.status), frozenset({"status"}))]
+    else:
+        found = [_Index(vis.start, frozenset())]
+    if where.workflow_type:
+        found.append(
+            _Index(
+                keys.visibility_by_type(shard, where.workflow_type), frozenset({"workflow_type"})
+            )
+        )
+    if where.task_queue:
+        found.append(
+            _Index(keys.visibility_by_queue(shard, where.task_queue), frozenset({"task_queue"}))
+        )
+    return found
+
+
+async def _choose_indexes(client: Client, where: ListFilter) -> list[_Index]:
+    """Per shard, the smallest index that can serve the filters: the walk is shortest there."""
+    per_shard = [_candidates(client, shard, where) for shard in range(client.keys.shards)]
+    if all(len(candidates) == 1 for candidates in per_shard):
+        return [candidates[0] for candidates in per_shard]
+    async with client.redis.pipeline(transaction=False) as pipe:
+        for candidates in per_shard:
+            for index in candidates:
+                pipe.zcard(index.key)
+        sizes = iter(await pipe.execute())
+    chosen = []
+    for candidates in per_shard:
+        sized = [(next(sizes), i, index) for i, index in enumerate(candidates)]
+        chosen.append(min(sized)[2])
+    return chosen
+
+
 async def _per_shard(
-    client: Client, where: ListFilter, high: str, low: str, cursor: str, page_size: int
+    client: Client,
+    where: ListFilter,
+    indexes: list[_Index],
+    high: str,
+    low: str,
+    cursor: str,
+    page_size: int,
 ) -> list[Any]:
     calls = []
-    for shard in range(client.keys.shards):
-        runs, by_start, by_close = client.keys.visibility(shard)
-        index = by_close if where.by_close else by_start
+    for shard, index in enumerate(indexes):
+        runs = client.keys.visibility(shard).runs
         calls.append(
             (
                 scripts.LIST_WORKFLOWS,
-                [runs, index],
+                [runs, index.key],
                 [high, low, cursor, page_size, where.script_filters(), SCAN_LIMIT],
             )
         )

@@ -239,6 +239,12 @@ class WorkflowTaskRunner:
             keys.workflow(wid),
             keys.children(wid, rid),
             *keys.visibility_for(wid),
+            keys.visibility_by_type(keys.shard_of(wid), info.workflow_type),
+            keys.visibility_by_queue(keys.shard_of(wid), info.task_queue),
+            *(
+                keys.visibility_by_status(keys.shard_of(wid), status)
+                for status in ("COMPLETED", "FAILED", "CANCELED", "CONTINUED_AS_NEW")
+            ),
         ]
         args: list[Any] = [entry_id, self.ctx.identity, CONSUMER_GROUP]
         for command in commands:

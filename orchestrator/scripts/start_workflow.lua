@@ -13,6 +13,10 @@
 -- KEYS[10] visibility summaries of the shard
 -- KEYS[11] visibility index by start time of the shard
 -- KEYS[12] visibility index by close time of the shard
+-- KEYS[13] visibility index of the shard's open runs
+-- KEYS[14] visibility index of the shard's runs of this workflow type
+-- KEYS[15] visibility index of the shard's runs on this task queue
+-- KEYS[16] visibility index of the shard's runs closed TERMINATED
 -- ARGV[1] workflow id
 -- ARGV[2] run id of the new run
 -- ARGV[3] workflow type
@@ -42,6 +46,8 @@
 
 local current = redis.call('HMGET', KEYS[1], 'run_id', 'status')
 local now = now_ms()
+local vis = {runs = KEYS[10], start = KEYS[11], close = KEYS[12], open = KEYS[13],
+  type = KEYS[14], queue = KEYS[15], by_status = {TERMINATED = KEYS[16]}}
 
 -- Starting a run id that already exists is a repeat (a child's start retried
 -- after its starter died): never start it twice.
@@ -65,7 +71,7 @@ if current[2] == 'RUNNING' then
   if policy == 'use_existing' then
     return {'EXISTING', current[1]}
   end
-  terminate_run(KEYS[5], KEYS[6], KEYS[1], KEYS[9], KEYS[8], {runs = KEYS[10], close = KEYS[12]},
+  terminate_run(KEYS[5], KEYS[6], KEYS[1], KEYS[9], KEYS[8], vis,
     cjson.encode({reason = 'terminated to start run ' .. ARGV[2], identity = 'start'}), now)
 elseif current[2] then
   local reuse = ARGV[9]
@@ -85,7 +91,7 @@ if ARGV[13] ~= '' then
   redis.call('HSET', KEYS[2], 'parent', ARGV[13])
 end
 append_event(KEYS[2], KEYS[3], 'WorkflowExecutionStarted', ARGV[5], now)
-index_started(KEYS[10], KEYS[11], ARGV[1], ARGV[2], ARGV[3], ARGV[4], now)
+index_started(vis, ARGV[1], ARGV[2], ARGV[3], ARGV[4], now)
 if ARGV[6] ~= '' then
   append_event(KEYS[2], KEYS[3], 'WorkflowExecutionSignaled', ARGV[6], now)
 end

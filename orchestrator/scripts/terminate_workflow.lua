@@ -7,6 +7,8 @@
 -- KEYS[5] due-time set (timers) of the shard
 -- KEYS[6] visibility summaries of the shard
 -- KEYS[7] visibility index by close time of the shard
+-- KEYS[8] visibility index of the shard's open runs
+-- KEYS[9] visibility index of the shard's runs closed TERMINATED
 -- ARGV[1] run id
 -- ARGV[2] WorkflowExecutionTerminated attrs JSON ({"reason", "identity"})
 --
@@ -21,6 +23,7 @@ if status ~= 'RUNNING' then
 end
 -- Only the id's current run can be running (a start never leaves an older one
 -- running), so the pointer follows this run.
-terminate_run(KEYS[2], KEYS[3], KEYS[1], KEYS[4], KEYS[5], {runs = KEYS[6], close = KEYS[7]},
+terminate_run(KEYS[2], KEYS[3], KEYS[1], KEYS[4], KEYS[5], {runs = KEYS[6], close = KEYS[7], open = KEYS[8],
+  by_status = {TERMINATED = KEYS[9]}},
   ARGV[2], now_ms())
 return {'OK'}

@@ -9,7 +9,12 @@
 -- KEYS[7] visibility summaries of the shard
 -- KEYS[8] visibility index by start time of the shard
 -- KEYS[9] visibility index by close time of the shard
--- KEYS[10...] two per 'activity', 'cancel_activity' and 'continue' command, in command
+-- KEYS[10] visibility index of the shard's open runs
+-- KEYS[11] visibility index of the shard's runs of this workflow type
+-- KEYS[12] visibility index of the shard's runs on this task queue
+-- KEYS[13..16] visibility indexes of the shard's runs closed COMPLETED, FAILED, CANCELED,
+--              CONTINUED_AS_NEW
+-- KEYS[17...] two per 'activity', 'cancel_activity' and 'continue' command, in command
 --            order: activity hash and activity task stream; or, for 'continue', the
 --            new run's hash and history stream
 -- ARGV[1] stream entry id of the task (must be the current workflow task)
@@ -48,6 +53,9 @@ if state[1] ~= 'RUNNING' or state[2] ~= 'running' or state[3] ~= ARGV[1] then
   return {'STALE'}
 end
 local workflow_id, run_id = state[4], state[5]
+local vis = {runs = KEYS[7], start = KEYS[8], close = KEYS[9], open = KEYS[10],
+  type = KEYS[11], queue = KEYS[12], by_status = {COMPLETED = KEYS[13], FAILED = KEYS[14],
+  CANCELED = KEYS[15], CONTINUED_AS_NEW = KEYS[16]}}
 
 -- Validate every command before the first write: a script that errors half-way
 -- would leave its earlier writes in place.
@@ -85,8 +93,7 @@ local function close_run(status, event_type, attrs, field, value)
   redis.call('HSET', run, 'status', status, 'closed_at', now, field, value,
     'wft', '', 'wft_pending', '', 'wft_timer', '')
   redis.call('HSET', KEYS[5], 'status', status)
-  on_run_closed(run, KEYS[6], timers, {runs = KEYS[7], close = KEYS[9]}, workflow_id, run_id,
-    status, now)
+  on_run_closed(run, KEYS[6], timers, vis, workflow_id, run_id, status, now)
 end
 
 local function schedule_activity(act, stream, i)
@@ -141,13 +148,13 @@ local function continue_as_new(new_run, new_history, i)
     redis.call('HSET', new_run, 'parent', state[5])
   end
   append_event(new_run, new_history, 'WorkflowExecutionStarted', ARGV[i + 3], now)
-  index_started(KEYS[7], KEYS[8], workflow_id, new_run_id, state[1], state[2], now)
+  index_started(vis, workflow_id, new_run_id, state[1], state[2], now)
   dispatch_workflow_task(new_run, wft_stream, workflow_id, new_run_id)
   arm_run_timeout(new_run, timers, ARGV[i + 4], tonumber(state[3] or 0),
     tonumber(state[4] or 0), now)
 end
 
-local i, k, closed = 4, 10, false
+local i, k, closed = 4, 17, false
 while i <= #ARGV do
   local kind = ARGV[i]
   if kind == 'activity' then

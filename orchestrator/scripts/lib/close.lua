@@ -8,7 +8,7 @@
 -- child closed, and applying this run's parent-close policy to its open children.
 local function on_run_closed(run_key, children_key, timers_key, vis, workflow_id, run_id,
                              status, now)
-  index_closed(vis.runs, vis.close, run_id, status, now)
+  index_closed(vis, run_id, status, now)
   -- A run continued as new is not over for its parent: the next run carries on.
   local notify_parent = status ~= 'CONTINUED_AS_NEW'
   if notify_parent and redis.call('HEXISTS', run_key, 'parent') == 1 then

@@ -1,22 +1,32 @@
--- Visibility: one JSON summary per run and two time indexes per shard, kept by
--- the scripts that start and close runs, so a listing always agrees with the
--- runs' own state and never scans keys.
+-- Visibility: one JSON summary per run and, per shard, indexes of run ids by start
+-- time (all runs, open runs, runs of one type, runs of one task queue) and by close
+-- time. Kept by the scripts that start and close runs, so a listing always agrees
+-- with the runs' own state and never scans keys. ``vis`` holds the keys:
+-- {runs, start, close, open, type, queue, by_status} (type and queue only when
+-- starting; by_status maps each status the script may close a run with to the index
+-- of closed runs with that status, by start time).
 
-local function index_started(vis_runs, vis_start, workflow_id, run_id, workflow_type,
-                             task_queue, now)
-  redis.call('HSET', vis_runs, run_id, cjson.encode({workflow_id = workflow_id,
+local function index_started(vis, workflow_id, run_id, workflow_type, task_queue, now)
+  redis.call('HSET', vis.runs, run_id, cjson.encode({workflow_id = workflow_id,
     run_id = run_id, workflow_type = workflow_type, task_queue = task_queue,
     status = 'RUNNING', start_time = now}))
-  redis.call('ZADD', vis_start, now, run_id)
+  for _, index in ipairs({vis.start, vis.open, vis.type, vis.queue}) do
+    redis.call('ZADD', index, now, run_id)
+  end
 end
 
-local function index_closed(vis_runs, vis_close, run_id, status, now)
-  local raw = redis.call('HGET', vis_runs, run_id)
+local function index_closed(vis, run_id, status, now)
+  local raw = redis.call('HGET', vis.runs, run_id)
   if raw then
     local summary = cjson.decode(raw)
     summary.status = status
     summary.close_time = now
-    redis.call('HSET', vis_runs, run_id, cjson.encode(summary))
+    redis.call('HSET', vis.runs, run_id, cjson.encode(summary))
   end
-  redis.call('ZADD', vis_close, now, run_id)
+  redis.call('ZADD', vis.close, now, run_id)
+  redis.call('ZREM', vis.open, run_id)
+  local by_status = vis.by_status and vis.by_status[status]
+  if raw and by_status then
+    redis.call('ZADD', by_status, cjson.decode(raw).start_time, run_id)
+  end
 end
