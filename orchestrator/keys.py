@@ -20,6 +20,7 @@ Layout (``ns`` is the namespace, ``{s}`` the hash tag of a shard):
     ns:{s}:vis:queue:<task queue>  zset    run ids of one task queue by start time
     ns:{s}:q:<task queue>:query    stream  queries waiting for a worker of the queue
     ns:query:<request id>          list    the answer to one query, read once
+    ns:workers:<task queue>        zset    worker ids by last heartbeat (ms)
     ns:{sched}:schedules           zset    schedule ids, scored by when a driver must look
     ns:{sched}:schedule:<id>       hash    a schedule's spec, action, policies and state
     ns:{sched}:schedule:<id>:recent
@@ -113,6 +114,10 @@ class Keys:
 
     def query_tasks(self, task_queue: str, shard: int) -> str:
         return f"{self._base(shard)}:q:{task_queue}:query"
+
+    def workers(self, task_queue: str) -> str:
+        """Workers of a task queue, scored by their last heartbeat (ms)."""
+        return f"{self.namespace}:workers:{task_queue}"
 
     def query_reply(self, request_id: str) -> str:
         return f"{self.namespace}:query:{request_id}"

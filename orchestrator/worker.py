@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
@@ -38,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[str, str, Mapping[str, str]], Awaitable[None]]
 TIMER_BATCH = 200
+HEARTBEAT_INTERVAL = 5.0
+WORKER_FORGOTTEN_AFTER_MS = 24 * 3600 * 1000
 
 
 class _Slots:
@@ -176,6 +179,7 @@ class Worker:
 
     def _loops(self) -> list[Awaitable[None]]:
         loops = [
+            self._keep_running("heartbeat", self._heartbeat),
             self._keep_running("timer", self._fire_timers),
             self._keep_running("reclaim", self._reclaim),
         ]
@@ -251,6 +255,8 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         self._activities.close()
+        with contextlib.suppress(Exception):  # best effort: it is forgotten in a day anyway
+            await self.client.redis.zrem(self.client.keys.workers(self.task_queue), self.identity)
         logger.info("worker stopped", extra={"fields": self.ctx.fields()})
 
     # -- pulling tasks -------------------------------------------------------------
@@ -379,6 +385,15 @@ class Worker:
             messages.get((timer.kind, outcome), f"timer {timer.kind}: {outcome}"),
             extra={"fields": fields},
         )
+
+    async def _heartbeat(self) -> None:
+        """Say this worker is alive (for ``task-queue describe``), every few seconds."""
+        key, now = self.client.keys.workers(self.task_queue), int(time.time() * 1000)
+        async with self.client.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(key, {self.identity: now})
+            pipe.zremrangebyscore(key, "-inf", now - WORKER_FORGOTTEN_AFTER_MS)
+            await pipe.execute()
+        await self._pause(HEARTBEAT_INTERVAL)
 
     async def _sweep_retention(self) -> None:
         """Remove closed runs past the namespace's retention, then wait for the next sweep."""

@@ -840,3 +840,18 @@ def test_workflow_list_and_count(url: str) -> None:
     assert result.exit_code == 0 and "list-6" in result.stdout
     result = runner_.invoke(_app, ["workflow", "list", "--started-after", "yesterday"])
     assert result.exit_code == 1 and "not an ISO time" in result.stderr
+
+
+def test_task_queue_lists_an_idle_worker_from_its_heartbeat(url: str) -> None:
+    async def main() -> None:
+        async with (
+            await Client.connect(url) as client,
+            running_worker(client, task_queue="idle-queue", workflows=defs.ALL_WORKFLOWS) as worker,
+        ):
+            await asyncio.sleep(0.3)  # the first heartbeat is sent at start
+            code, out, err = await ainvoke("task-queue", "describe", "idle-queue", "-o", "json")
+            assert code == 0, err
+            names = [w["name"] for w in orjson.loads(out)["workers"]]
+            assert worker.identity in names
+
+    run(main())

@@ -250,3 +250,15 @@ def test_completion_is_refused_when_a_signal_arrived_during_the_task(url: str) -
                 assert await handle.result(timeout=20) == ["mid-task"]
 
     run(main())
+
+
+def test_terminate_reason_is_the_failure_message(url: str) -> None:
+    async def main() -> None:
+        async with await Client.connect(url) as client:
+            handle = await client.start_workflow("Approval", 1, id="why", task_queue="idle")
+            await handle.terminate("duplicate order")
+            description = await handle.describe()
+            assert description.failure is not None
+            assert description.failure.message == "duplicate order"
+
+    run(main())

@@ -98,9 +98,14 @@ async def read_stream(client: Client, shard: int, kind: str, key: str) -> Stream
     return state
 
 
-def workers_seen(streams: list[StreamState], within_ms: int) -> list[WorkerSeen]:
-    """Consumers that read any of the streams within ``within_ms``, most recent first."""
+def workers_seen(
+    streams: list[StreamState], within_ms: int, heartbeats: dict[str, int] | None = None
+) -> list[WorkerSeen]:
+    """Workers that heartbeat or read any of the streams within ``within_ms``, newest first."""
     by_name: dict[str, WorkerSeen] = {}
+    now = int(time.time() * 1000)
+    for name, beat_ms in (heartbeats or {}).items():
+        by_name[name] = WorkerSeen(name, [], 0, max(0, now - beat_ms))
     for stream in streams:
         for consumer in stream.consumers:
             seen = by_name.setdefault(
@@ -131,10 +136,11 @@ def task_queue_describe(
 ) -> None:
     """Show a task queue's backlog, lag and pending tasks per shard, and its workers."""
 
-    async def main() -> list[StreamState]:
+    async def main() -> tuple[list[StreamState], dict[str, int]]:
         check_name(name, "task queue")
         async with await Client.connect(url, namespace=namespace) as client:
             k = client.keys
+            beats = await client.redis.zrange(k.workers(name), 0, -1, withscores=True)
             streams = []
             for shard in range(k.shards):
                 for kind, key in (
@@ -142,10 +148,10 @@ def task_queue_describe(
                     ("activity", k.activity_tasks(name, shard)),
                 ):
                     streams.append(await read_stream(client, shard, kind, key))
-            return streams
+            return streams, {worker: int(score) for worker, score in beats}
 
-    streams = run(main())
-    workers = workers_seen(streams, int(seen_within * 1000))
+    streams, heartbeats = run(main())
+    workers = workers_seen(streams, int(seen_within * 1000), heartbeats)
     if output is Output.JSON:
         print_json(
             {

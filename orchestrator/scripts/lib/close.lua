@@ -30,9 +30,11 @@ end
 local function terminate_run(run_key, history_key, pointer_key, children_key, timers_key, vis,
                              attrs_json, now)
   append_event(run_key, history_key, 'WorkflowExecutionTerminated', attrs_json, now)
+  local reason = cjson.decode(attrs_json).reason
+  if not reason or reason == '' then reason = 'workflow terminated' end
   redis.call('HSET', run_key, 'status', 'TERMINATED', 'closed_at', now,
     'wft', '', 'wft_pending', '', 'wft_timer', '',
-    'failure', '{"type":"Terminated","message":"workflow terminated"}')
+    'failure', cjson.encode({type = 'Terminated', message = reason}))
   redis.call('HSET', pointer_key, 'status', 'TERMINATED')
   local ids = redis.call('HMGET', run_key, 'workflow_id', 'run_id')
   on_run_closed(run_key, children_key, timers_key, vis, ids[1], ids[2], 'TERMINATED', now)
