@@ -301,7 +301,10 @@ class Client:
                 raise WorkflowAlreadyStartedError(
                     wid, "", f"its last run ended {reply[1]} and the reuse policy is {reuse}"
                 )
-            return WorkflowHandle(self, wid, reply[1] if outcome == "EXISTING" else run_id)
+            existing = outcome == "EXISTING"
+            handle = WorkflowHandle(self, wid, reply[1] if existing else run_id)
+            handle.started_new = not existing
+            return handle
         raise WorkflowAlreadyStartedError(wid, "", "its runs kept changing while starting")
 
     async def execute_workflow(
@@ -361,6 +364,9 @@ class WorkflowHandle:
         self.client = client
         self.id = workflow_id
         self._run_id = run_id
+        # False when a start returned the id's running run instead (use_existing, or
+        # signal-with-start on a running workflow).
+        self.started_new = True
 
     @property
     def run_id(self) -> str | None:

@@ -855,3 +855,23 @@ def test_task_queue_lists_an_idle_worker_from_its_heartbeat(url: str) -> None:
             assert worker.identity in names
 
     run(main())
+
+
+def test_start_with_use_existing_says_it_found_the_running_run(url: str) -> None:
+    code, out, _ = invoke("workflow", "start", "-t", "Approval", "-w", "ue", "-q", "cli", "-i", "1")
+    assert code == 0 and out.startswith("Started workflow ue run")
+    code, out, _ = invoke(
+        "workflow",
+        "start",
+        "-t",
+        "Approval",
+        "-w",
+        "ue",
+        "-q",
+        "cli",
+        "-i",
+        "1",
+        "--id-conflict-policy",
+        "use_existing",
+    )
+    assert code == 0 and out.startswith("Workflow ue is already running: run")

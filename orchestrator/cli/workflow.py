@@ -176,9 +176,17 @@ def workflow_start(
             if wait:
                 await _wait_and_print(client, handle, output, None)
             elif output is Output.JSON:
-                print_json({"workflow_id": handle.id, "run_id": handle.run_id})
-            else:
+                print_json(
+                    {
+                        "workflow_id": handle.id,
+                        "run_id": handle.run_id,
+                        "started": handle.started_new,
+                    }
+                )
+            elif handle.started_new:
                 typer.echo(f"Started workflow {handle.id} run {handle.run_id}")
+            else:
+                typer.echo(f"Workflow {handle.id} is already running: run {handle.run_id}")
 
     run(main())
 
