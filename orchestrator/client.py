@@ -62,12 +62,6 @@ def _ms(seconds: float | None) -> int:
     return int((seconds or 0) * 1000)
 
 
-def _closing_keys(keys: Keys, workflow_id: str) -> list[str]:
-    """The visibility keys a script that closes a run needs: summaries, close, open."""
-    vis = keys.visibility_for(workflow_id)
-    return [vis.runs, vis.close, vis.open]
-
-
 def _check_choice(value: str, choices: tuple[str, ...], what: str) -> None:
     if value not in choices:
         raise ConfigurationError(f"{what} must be one of {', '.join(choices)} (got {value!r})")
@@ -493,8 +487,7 @@ class WorkflowHandle:
                 k.history(self.id, run_id),
                 k.children(self.id, run_id),
                 k.timers_for(self.id),
-                *_closing_keys(k, self.id),
-                k.visibility_by_status(k.shard_of(self.id), "TERMINATED"),
+                *k.closing_visibility(self.id, "TERMINATED"),
             ],
             [run_id, dumps({"reason": reason})],
         )

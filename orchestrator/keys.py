@@ -103,6 +103,17 @@ class Keys:
     def visibility_for(self, workflow_id: str) -> VisibilityKeys:
         return self.visibility(self.shard_of(workflow_id))
 
+    def closing_visibility(self, workflow_id: str, status: str) -> list[str]:
+        """The visibility keys a script closing a run with ``status`` needs:
+        summaries, close-time index, open-runs index, index of that status."""
+        vis = self.visibility_for(workflow_id)
+        return [
+            vis.runs,
+            vis.close,
+            vis.open,
+            self.visibility_by_status(self.shard_of(workflow_id), status),
+        ]
+
     def visibility_by_type(self, shard: int, workflow_type: str) -> str:
         return f"{self._base(shard)}:vis:type:{workflow_type}"
 

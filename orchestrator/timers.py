@@ -21,11 +21,6 @@ ACTIVITY_KINDS = frozenset({"stc", "hb", "s2s", "s2c", "retry"})
 WORKFLOW_TASK_KINDS = {"wft_timeout": "timeout", "wft_retry": "retry"}
 
 
-def _closing_keys(keys: Keys, workflow_id: str) -> list[str]:
-    vis = keys.visibility_for(workflow_id)
-    return [vis.runs, vis.close, vis.open]
-
-
 @dataclass(frozen=True, slots=True)
 class Timer:
     kind: str
@@ -97,8 +92,7 @@ class Timer:
                     keys.workflow(wid),
                     timers_key,
                     keys.children(wid, rid),
-                    *_closing_keys(keys, wid),
-                    keys.visibility_by_status(keys.shard_of(wid), "TIMED_OUT"),
+                    *keys.closing_visibility(wid, "TIMED_OUT"),
                 ],
                 [self.member()],
             )

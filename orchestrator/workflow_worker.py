@@ -28,7 +28,7 @@ from .commands import (
 from .connection import with_retry
 from .converter import dumps, failure_from_exception
 from .errors import WorkflowTaskError
-from .keys import CONSUMER_GROUP
+from .keys import CONSUMER_GROUP, Keys
 from .runtime import WorkflowInstance
 from .timers import Timer
 from .workflow import WorkflowDefinition, WorkflowInfo
@@ -231,21 +231,7 @@ class WorkflowTaskRunner:
     ) -> tuple[list[str], list[Any]]:
         keys, info = self.ctx.keys, instance.info
         wid, rid = info.workflow_id, info.run_id
-        script_keys = [
-            keys.run(wid, rid),
-            keys.history(wid, rid),
-            keys.workflow_tasks_for(info.task_queue, wid),
-            keys.timers_for(wid),
-            keys.workflow(wid),
-            keys.children(wid, rid),
-            *keys.visibility_for(wid),
-            keys.visibility_by_type(keys.shard_of(wid), info.workflow_type),
-            keys.visibility_by_queue(keys.shard_of(wid), info.task_queue),
-            *(
-                keys.visibility_by_status(keys.shard_of(wid), status)
-                for status in ("COMPLETED", "FAILED", "CANCELED", "CONTINUED_AS_NEW")
-            ),
-        ]
+        script_keys = _completion_keys(keys, info)
         args: list[Any] = [entry_id, self.ctx.identity, CONSUMER_GROUP]
         for command in commands:
             if isinstance(command, ScheduleActivity):
@@ -419,3 +405,24 @@ def _child_args(command: StartChildWorkflow, info: WorkflowInfo) -> list[Any]:
         info.task_queue,
     )
     return ["child", command.seq, dumps(state), dumps(attrs), timer.member()]
+
+
+# Statuses a workflow task completion can close a run with, in its script's KEYS order.
+CLOSING_STATUSES = ("COMPLETED", "FAILED", "CANCELED", "CONTINUED_AS_NEW")
+
+
+def _completion_keys(keys: Keys, info: WorkflowInfo) -> list[str]:
+    """The fixed KEYS of a workflow task completion (see workflow_task_complete.lua)."""
+    wid, rid, shard = info.workflow_id, info.run_id, keys.shard_of(info.workflow_id)
+    return [
+        keys.run(wid, rid),
+        keys.history(wid, rid),
+        keys.workflow_tasks(info.task_queue, shard),
+        keys.timers(shard),
+        keys.workflow(wid),
+        keys.children(wid, rid),
+        *keys.visibility(shard),
+        keys.visibility_by_type(shard, info.workflow_type),
+        keys.visibility_by_queue(shard, info.task_queue),
+        *(keys.visibility_by_status(shard, status) for status in CLOSING_STATUSES),
+    ]
