@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import logging
 import random
 import threading
@@ -23,6 +24,7 @@ from .connection import with_retry
 from .converter import convert_args, dumps, failure_from_exception
 from .errors import ApplicationError, Failure
 from .keys import CONSUMER_GROUP, Keys
+from .metrics import ActivityOutcome, WorkerMetrics
 from .timers import Timer
 
 logger = logging.getLogger(__name__)
@@ -30,6 +32,10 @@ logger = logging.getLogger(__name__)
 
 class WorkerShutdownError(Exception):
     """The attempt was cut short because its worker shut down; it is retried elsewhere."""
+
+
+class StartToCloseTimeoutError(TimeoutError):
+    """The attempt ran past its start-to-close timeout; the worker stopped waiting for it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +47,7 @@ class WorkerContext:
     task_queue: str
     identity: str
     batcher: ScriptBatcher
+    metrics: WorkerMetrics
 
     def fields(self, **extra: Any) -> dict[str, Any]:
         return {
@@ -67,6 +74,15 @@ class _Attempt:
         return cls(
             stream, entry_id, fields["w"], fields["r"], int(fields["s"]), orjson.loads(fields["t"])
         )
+
+    @property
+    def queued_ms(self) -> int:
+        """When this attempt was queued: its stream entry id is the Redis time of the XADD."""
+        return int(self.entry_id.split("-", 1)[0])
+
+    @property
+    def activity_type(self) -> str:
+        return str(self.task["type"])
 
     @property
     def timer(self) -> Timer:
@@ -141,6 +157,10 @@ class ActivityRunner:
         if started is None:
             return
         info = self._info(attempt, *started)
+        metrics = self.ctx.metrics
+        metrics.activity_started(
+            info.activity_type, (info.started_time_ms - attempt.queued_ms) / 1000
+        )
         log_fields = self.ctx.fields(
             workflow_id=info.workflow_id,
             run_id=info.run_id,
@@ -160,27 +180,33 @@ class ActivityRunner:
         try:
             result_json = dumps(await self._invoke(attempt, context))
         except activity.CompleteAsyncError:
+            metrics.activity_ended(
+                info.activity_type, ActivityOutcome.ASYNC, time.perf_counter() - began
+            )
             logger.info("activity will be completed asynchronously", extra={"fields": log_fields})
             return
         except asyncio.CancelledError:
             if context.cancel_requested:
-                await self._report_canceled(attempt, context, log_fields)
+                await self._report_canceled(attempt, context, began, log_fields)
                 return
             if not self.shutting_down:
                 raise
             failure = failure_from_exception(
                 WorkerShutdownError("worker shut down before the activity finished"), info.attempt
             )
-            await self._report_failure(attempt, failure, log_fields)
+            await self._report_failure(attempt, failure, began, log_fields)
             raise
         except Exception as exc:  # any failure of user code is reported, never raised
             failure = failure_from_exception(exc, info.attempt)
-            await self._report_failure(attempt, failure, log_fields)
+            timed_out = isinstance(exc, StartToCloseTimeoutError)
+            if timed_out:  # the same type as when the server-side timer notices first
+                failure = dataclasses.replace(failure, type="TimeoutError")
+            await self._report_failure(attempt, failure, began, log_fields, timed_out=timed_out)
             return
         finally:
             for sender in senders:
                 sender.cancel()
-        await self._report_success(attempt, result_json, time.perf_counter() - began, log_fields)
+        await self._report_success(attempt, result_json, began, log_fields)
 
     async def _start(self, attempt: _Attempt) -> tuple[int, int, int, list[Any]] | None:
         keys = self.ctx.keys
@@ -262,7 +288,9 @@ class ActivityRunner:
         try:
             return await asyncio.wait_for(call, info.start_to_close_timeout)
         except TimeoutError:
-            raise TimeoutError("activity attempt exceeded its start-to-close timeout") from None
+            raise StartToCloseTimeoutError(
+                "activity attempt exceeded its start-to-close timeout"
+            ) from None
 
     async def _send_heartbeats(
         self, attempt: _Attempt, context: activity.AttemptContext, task: asyncio.Task[Any]
@@ -294,8 +322,17 @@ class ActivityRunner:
                 return
             await asyncio.sleep(throttle)
 
+    def _ended(self, attempt: _Attempt, outcome: str | None, began: float) -> float:
+        """Record how the attempt ended (None: its result was refused); return its seconds."""
+        seconds = time.perf_counter() - began
+        if outcome is None:
+            self.ctx.metrics.late_result("activity")
+        else:
+            self.ctx.metrics.activity_ended(attempt.activity_type, outcome, seconds)
+        return seconds
+
     async def _report_success(
-        self, attempt: _Attempt, result_json: bytes, seconds: float, log_fields: dict[str, Any]
+        self, attempt: _Attempt, result_json: bytes, began: float, log_fields: dict[str, Any]
     ) -> None:
         reply = await with_retry(
             lambda: self.ctx.batcher.call(
@@ -304,7 +341,9 @@ class ActivityRunner:
                 [attempt.entry_id, result_json],
             )
         )
-        if reply[0] == "OK":
+        ok = reply[0] == "OK"
+        seconds = self._ended(attempt, ActivityOutcome.COMPLETED if ok else None, began)
+        if ok:
             logger.info(
                 "activity completed in %.1f ms", seconds * 1000, extra={"fields": log_fields}
             )
@@ -315,7 +354,11 @@ class ActivityRunner:
             )
 
     async def _report_canceled(
-        self, attempt: _Attempt, context: activity.AttemptContext, log_fields: dict[str, Any]
+        self,
+        attempt: _Attempt,
+        context: activity.AttemptContext,
+        began: float,
+        log_fields: dict[str, Any],
     ) -> None:
         details = dumps(context.take_details() or [])
         reply = await with_retry(
@@ -323,7 +366,9 @@ class ActivityRunner:
                 scripts.ACTIVITY_CANCEL, attempt.keys(self.ctx.keys), [attempt.entry_id, details]
             )
         )
-        if reply[0] == "OK":
+        ok = reply[0] == "OK"
+        self._ended(attempt, ActivityOutcome.CANCELLED if ok else None, began)
+        if ok:
             logger.info("activity canceled", extra={"fields": log_fields})
         else:
             logger.info(
@@ -331,7 +376,13 @@ class ActivityRunner:
             )
 
     async def _report_failure(
-        self, attempt: _Attempt, failure: Failure, log_fields: dict[str, Any]
+        self,
+        attempt: _Attempt,
+        failure: Failure,
+        began: float,
+        log_fields: dict[str, Any],
+        *,
+        timed_out: bool = False,
     ) -> None:
         reply = await with_retry(
             lambda: self.ctx.batcher.call(
@@ -348,7 +399,10 @@ class ActivityRunner:
             )
         )
         reason = f"{failure.type}: {failure.message}"
+        outcome = ActivityOutcome.TIMED_OUT if timed_out else ActivityOutcome.FAILED
+        self._ended(attempt, outcome if reply[0] != "STALE" else None, began)
         if reply[0] == "RETRY":
+            self.ctx.metrics.activity_retry_scheduled(attempt.activity_type)
             self.on_retry()
             logger.info(
                 "activity failed (%s); retry in %.2f s",

@@ -20,7 +20,7 @@ import orjson
 from redis.asyncio import Redis
 
 from . import history, retention, scripts, visibility
-from .connection import connect
+from .connection import connect, redis_url
 from .converter import dumps, to_type
 from .errors import (
     ConfigurationError,
@@ -132,9 +132,10 @@ def _ms_to_datetime(value: str | None) -> datetime | None:
 class Client:
     """A connection to one namespace. Create it with :meth:`connect`."""
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, url: str | None = None) -> None:
         self.redis = redis
         self.keys = keys
+        self.url = redis_url(url)  # what it connected to, for tools that open their own
 
     @property
     def namespace(self) -> str:
@@ -153,7 +154,7 @@ class Client:
     ) -> Client:
         redis = await connect(url)
         try:
-            return cls(redis, await namespace_keys(redis, namespace, shards))
+            return cls(redis, await namespace_keys(redis, namespace, shards), url)
         except BaseException:
             await redis.aclose()
             raise
@@ -268,6 +269,7 @@ class Client:
                     k.visibility_by_type(k.shard_of(wid), name),
                     k.visibility_by_queue(k.shard_of(wid), task_queue),
                     k.visibility_by_status(k.shard_of(wid), "TERMINATED"),
+                    k.stats(k.shard_of(wid)),
                 ],
                 [
                     wid,

@@ -1,16 +1,21 @@
 """Connecting to Redis, and riding out its restarts.
 
 ``ORCHESTRATOR_REDIS_URL`` names the server (default ``redis://localhost:6379/0``);
-``redis://:password@host`` authenticates and ``rediss://`` uses TLS.
+``redis://:password@host`` authenticates and ``rediss://`` uses TLS. A password may
+come instead from ``ORCHESTRATOR_REDIS_PASSWORD`` (used when the URL has none),
+which suits a Kubernetes Secret better than a URL does.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TypeVar
 
+import redis
 import redis.exceptions
 from redis.asyncio import BlockingConnectionPool, Redis
 from tenacity import (
@@ -27,6 +32,7 @@ from .errors import ConfigurationError, RedisUnavailableError
 logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "redis://localhost:6379/0"
+PASSWORD_ENV = "ORCHESTRATOR_REDIS_PASSWORD"
 SOCKET_TIMEOUT = 15.0
 T = TypeVar("T")
 
@@ -41,8 +47,31 @@ TRANSIENT = (
 )
 
 
+@dataclass
+class RedisStats:
+    """This process's transient Redis errors and recoveries, for the metrics collector.
+
+    Plain integers, bumped only on the error path: the hot path never touches them.
+    """
+
+    errors: Counter[str] = field(default_factory=Counter)
+    reconnects: int = 0
+
+    def failed(self, exc: BaseException) -> None:
+        self.errors[type(exc).__name__] += 1
+
+
+stats = RedisStats()
+
+
 def redis_url(url: str | None = None) -> str:
     return url or os.environ.get("ORCHESTRATOR_REDIS_URL") or DEFAULT_URL
+
+
+def _password() -> dict[str, str]:
+    # redis-py lets a password in the URL override this one.
+    password = os.environ.get(PASSWORD_ENV)
+    return {"password": password} if password else {}
 
 
 def safe_url(url: str) -> str:
@@ -73,6 +102,7 @@ async def connect(url: str | None = None, *, max_connections: int = 64) -> Redis
             health_check_interval=30,
             socket_timeout=SOCKET_TIMEOUT,
             socket_keepalive=True,
+            **_password(),
         )
         client = Redis.from_pool(pool)
     except (ValueError, TypeError) as exc:
@@ -88,6 +118,33 @@ async def connect(url: str | None = None, *, max_connections: int = 64) -> Redis
     return client
 
 
+def connect_sync(url: str | None = None) -> redis.Redis:
+    """A blocking client, for code that runs outside the event loop (the metrics
+    exporter answers scrapes from its HTTP threads), with the same errors as
+    :func:`connect`."""
+    url = redis_url(url)
+    try:
+        client = redis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_keepalive=True,
+            health_check_interval=30,
+            **_password(),
+        )
+    except (ValueError, TypeError) as exc:
+        raise ConfigurationError(f"invalid Redis URL {safe_url(url)!r}: {exc}") from None
+    try:
+        client.ping()
+    except (redis.exceptions.AuthenticationError, redis.exceptions.ResponseError) as exc:
+        client.close()
+        raise RedisUnavailableError(_auth_message(url, exc)) from None
+    except TRANSIENT as exc:
+        client.close()
+        raise RedisUnavailableError(f"cannot reach Redis at {safe_url(url)}: {exc}") from None
+    return client
+
+
 def _auth_message(url: str, exc: Exception) -> str:
     text = str(exc)
     if "@" not in url and ("NOAUTH" in text or "Authentication required" in text):
@@ -96,12 +153,15 @@ def _auth_message(url: str, exc: Exception) -> str:
             "(redis://:PASSWORD@host:port/0)"
         )
     if isinstance(exc, redis.exceptions.AuthenticationError) or "WRONGPASS" in text:
-        return f"Redis at {safe_url(url)} refused the credentials: {text}"
+        source = f" (from ${PASSWORD_ENV})" if os.environ.get(PASSWORD_ENV) else ""
+        return f"Redis at {safe_url(url)} refused the credentials{source}: {text}"
     return f"Redis at {safe_url(url)}: {text}"
 
 
-def _log_retry(state: RetryCallState) -> None:
+def _count_and_log_retry(state: RetryCallState) -> None:
     exc = state.outcome.exception() if state.outcome else None
+    if exc is not None:
+        stats.failed(exc)
     logger.warning(
         "Redis unavailable (%s); retrying in %.1f s",
         exc,
@@ -115,16 +175,19 @@ async def with_retry(call: Callable[[], Awaitable[T]], *, give_up_after: float =
     try:
         return await call()
     except TRANSIENT as exc:
+        stats.failed(exc)
         logger.warning("Redis unavailable (%s); retrying", exc)
     async for attempt in AsyncRetrying(
         retry=retry_if_exception_type(TRANSIENT),
         wait=wait_exponential(multiplier=0.1, max=5.0) + wait_random(0, 0.2),
         stop=stop_after_delay(give_up_after),
-        before_sleep=_log_retry,
+        before_sleep=_count_and_log_retry,
         reraise=True,
     ):
         with attempt:
-            return await call()
+            result = await call()
+            stats.reconnects += 1
+            return result
     raise AssertionError("unreachable")  # AsyncRetrying either returns or re-raises
 
 

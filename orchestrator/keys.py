@@ -18,9 +18,12 @@ Layout (``ns`` is the namespace, ``{s}`` the hash tag of a shard):
     ns:{s}:vis:status:<status>     zset    closed run ids of one status by start time
     ns:{s}:vis:type:<type>         zset    run ids of one workflow type by start time
     ns:{s}:vis:queue:<task queue>  zset    run ids of one task queue by start time
+    ns:{s}:stats                   hash    counters of runs started and closed, by type
+                                           and status (read by the metrics exporter)
     ns:{s}:q:<task queue>:query    stream  queries waiting for a worker of the queue
     ns:query:<request id>          list    the answer to one query, read once
     ns:workers:<task queue>        zset    worker ids by last heartbeat (ms)
+    ns:task_queues                 set     task queues that have had a worker
     ns:{sched}:schedules           zset    schedule ids, scored by when a driver must look
     ns:{sched}:schedule:<id>       hash    a schedule's spec, action, policies and state
     ns:{sched}:schedule:<id>:recent
@@ -100,18 +103,25 @@ class Keys:
             f"{base}:vis:runs", f"{base}:vis:start", f"{base}:vis:close", f"{base}:vis:open"
         )
 
+    def stats(self, shard: int) -> str:
+        """Counters kept by the scripts that start and close runs: ``started|<type>`` and
+        ``closed|<type>|<status>``. Monotonic, so they survive retention's purges."""
+        return f"{self._base(shard)}:stats"
+
     def visibility_for(self, workflow_id: str) -> VisibilityKeys:
         return self.visibility(self.shard_of(workflow_id))
 
     def closing_visibility(self, workflow_id: str, status: str) -> list[str]:
         """The visibility keys a script closing a run with ``status`` needs:
-        summaries, close-time index, open-runs index, index of that status."""
-        vis = self.visibility_for(workflow_id)
+        summaries, close-time index, open-runs index, index of that status, counters."""
+        shard = self.shard_of(workflow_id)
+        vis = self.visibility(shard)
         return [
             vis.runs,
             vis.close,
             vis.open,
-            self.visibility_by_status(self.shard_of(workflow_id), status),
+            self.visibility_by_status(shard, status),
+            self.stats(shard),
         ]
 
     def visibility_by_type(self, shard: int, workflow_type: str) -> str:
@@ -125,6 +135,10 @@ class Keys:
 
     def query_tasks(self, task_queue: str, shard: int) -> str:
         return f"{self._base(shard)}:q:{task_queue}:query"
+
+    def task_queues(self) -> str:
+        """Every task queue a worker has served, so the exporter finds them without a scan."""
+        return f"{self.namespace}:task_queues"
 
     def workers(self, task_queue: str) -> str:
         """Workers of a task queue, scored by their last heartbeat (ms)."""

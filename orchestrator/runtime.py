@@ -218,6 +218,7 @@ class WorkflowInstance:
         self.loop = _WorkflowLoop(self)
         self.random = random.Random(info.run_id)
         self.now_ms = 0
+        self.started_ms = 0  # when the run started (Redis time), for its end-to-end latency
         self.replaying = True
         self.last_event_id = 0
         self._next_seq = 1

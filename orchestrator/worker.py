@@ -20,8 +20,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import redis.exceptions
+from prometheus_client import REGISTRY, CollectorRegistry
 
-from . import retention, scripts
+from . import metrics, retention, scripts
 from .activity import ActivityDefinition
 from .activity_worker import ActivityRunner, WorkerContext
 from .batching import ScriptBatcher
@@ -30,6 +31,8 @@ from .client import Client, check_name
 from .connection import with_retry
 from .errors import ConfigurationError
 from .keys import CONSUMER_GROUP
+from .metrics import ActivityOutcome, WorkerMetrics, WorkflowTaskOutcome
+from .probes import Health, ProbeServer
 from .schedules import ScheduleDriver
 from .timers import Timer
 from .workflow import WorkflowDefinition
@@ -98,6 +101,12 @@ class Worker:
     activity attempts as failed so that they are retried at once elsewhere.
     With ``drive_schedules`` (the default) it also fires the namespace's due
     schedules; every worker may, each firing still happens once.
+
+    Metrics go to ``metrics_registry`` (default: prometheus-client's global one).
+    With ``metrics_port`` the worker serves them over HTTP with ``/healthz`` and
+    ``/readyz`` (port 0 picks a free one, see :attr:`metrics_port`); with
+    ``queue_metrics`` that port also reports the namespace's queue-level gauges,
+    which are otherwise the exporter's (``orchestrator metrics serve``).
     """
 
     def __init__(
@@ -117,6 +126,11 @@ class Worker:
         identity: str | None = None,
         drive_schedules: bool = True,
         retention_sweep_interval: float | None = 60.0,
+        metrics_registry: CollectorRegistry | None = None,
+        metrics_port: int | None = None,
+        metrics_host: str = "0.0.0.0",
+        queue_metrics: bool = False,
+        liveness_timeout: float = 60.0,
     ) -> None:
         check_name(task_queue, "task queue")
         if max_concurrent_activities < 1 or max_concurrent_workflow_tasks < 1:
@@ -128,9 +142,20 @@ class Worker:
         self.client = client
         self.task_queue = task_queue
         self.identity = identity or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.namespace = client.keys.namespace
+        self.metrics_registry = metrics_registry or REGISTRY
         self.ctx = WorkerContext(
-            client.redis, client.keys, task_queue, self.identity, ScriptBatcher(client.redis)
+            client.redis,
+            client.keys,
+            task_queue,
+            self.identity,
+            ScriptBatcher(client.redis),
+            WorkerMetrics(self.metrics_registry, self.namespace, task_queue),
         )
+        self.health = Health(stale_after=liveness_timeout)
+        self._metrics_address = (metrics_host, metrics_port)
+        self._queue_metrics = queue_metrics
+        self._probes: ProbeServer | None = None
         self.graceful_shutdown_timeout = graceful_shutdown_timeout
         self.reclaim_idle = reclaim_idle
         self.poll_block = poll_block
@@ -154,15 +179,56 @@ class Worker:
 
     # -- lifecycle ----------------------------------------------------------------
 
+    @property
+    def metrics_port(self) -> int | None:
+        """The port serving /metrics, /healthz and /readyz while the worker runs."""
+        return self._probes.port if self._probes else None
+
     def shutdown(self) -> None:
         """Ask the worker to stop: it drains in-flight tasks, then :meth:`run` returns."""
         if not self._stop.is_set():
             logger.info("worker shutting down", extra={"fields": self.ctx.fields()})
+        self.health.stopping()
         self._stop.set()
 
     async def run(self, *, handle_signals: bool = True) -> None:
         """Run until :meth:`shutdown` (or SIGTERM/SIGINT when ``handle_signals``)."""
+        self._serve_metrics()
+        try:
+            await self._run(handle_signals)
+        finally:
+            metrics.untrack(self.metrics_registry, self)
+            if self._probes is not None:
+                self._probes.stop()
+
+    def _serve_metrics(self) -> None:
+        metrics.track(self.metrics_registry, self)
+        host, port = self._metrics_address
+        if port is None:
+            return
+        registry = self.metrics_registry
+        if self._queue_metrics:
+            from .queue_metrics import QueueCollector  # the exporter's, on this port too
+
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(_Union(self.metrics_registry))
+            registry.register(QueueCollector.from_client(self.client))
+        try:
+            self._probes = ProbeServer(registry, self.health, host, port).start()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot serve metrics on {host}:{port}: {exc}") from None
+
+    def slot_usage(self) -> dict[str, tuple[int, int]]:
+        """Slot type -> (used, free), for the metrics collector."""
+        slots = {"workflow": self._wft_slots, "activity": self._act_slots}
+        return {kind: (s.total - s.free, s.free) for kind, s in slots.items()}
+
+    def cached_runs(self) -> int:
+        return self._workflows.cached_runs()
+
+    async def _run(self, handle_signals: bool) -> None:
         await with_retry(self._prepare)
+        self.health.prepared()
         if handle_signals:
             self._install_signal_handlers()
         loops = [asyncio.create_task(coro) for coro in self._loops()]
@@ -178,6 +244,9 @@ class Worker:
             await self._drain(loops)
 
     def _loops(self) -> list[Awaitable[None]]:
+        # Liveness watches the loops that step at least every few seconds.
+        for name in ("heartbeat", "timer"):
+            self.health.watch(name)
         loops = [
             self._keep_running("heartbeat", self._heartbeat),
             self._keep_running("timer", self._fire_timers),
@@ -187,16 +256,26 @@ class Worker:
             loops.append(self._keep_running("retention", self._sweep_retention))
         if self._schedules is not None:
             loops.append(self._keep_running("schedule", self._drive_schedules))
+        pollers: list[tuple[str, list[str], _Slots, Handler]] = []
         if self._workflows.workflows:
-            wft = self._poller(self._wft_streams(), self._wft_slots, self._workflows.handle)
-            loops.append(self._keep_running("workflow task poll", wft))
-            query = self._poller(
-                self._query_streams(), self._query_slots, self._workflows.answer_query
+            pollers.append(
+                ("workflow task poll", self._wft_streams(), self._wft_slots, self._workflows.handle)
             )
-            loops.append(self._keep_running("query poll", query))
+            pollers.append(
+                (
+                    "query poll",
+                    self._query_streams(),
+                    self._query_slots,
+                    self._workflows.answer_query,
+                )
+            )
         if self._activities.activities:
-            act = self._poller(self._act_streams(), self._act_slots, self._activities.handle)
-            loops.append(self._keep_running("activity poll", act))
+            pollers.append(
+                ("activity poll", self._act_streams(), self._act_slots, self._activities.handle)
+            )
+        for name, streams, slots, handler in pollers:
+            self.health.watch(name)
+            loops.append(self._keep_running(name, self._poller(name, streams, slots, handler)))
         return loops
 
     async def _keep_running(self, name: str, step: Callable[[], Awaitable[None]]) -> None:
@@ -205,6 +284,7 @@ class Worker:
         while not self._stop.is_set():
             try:
                 await with_retry(step, give_up_after=float("inf"))
+                self.health.beat(name)
                 failures = 0
             except Exception:
                 failures += 1
@@ -274,12 +354,14 @@ class Worker:
         return [k.activity_tasks(self.task_queue, s) for s in range(k.shards)]
 
     def _poller(
-        self, streams: list[str], slots: _Slots, handler: Handler
+        self, name: str, streams: list[str], slots: _Slots, handler: Handler
     ) -> Callable[[], Awaitable[None]]:
         """One step of a poll loop: read as many tasks as there are free slots, and start them."""
         offsets = dict.fromkeys(streams, ">")
 
         async def step() -> None:
+            if slots.free <= 0:
+                self.health.waiting(name)
             free = await slots.wait_free()
             if self._stop.is_set():
                 return
@@ -368,6 +450,7 @@ class Worker:
         outcome = result[0]
         if outcome in ("GONE", "STALE"):
             return
+        self._count_timer(timer, result)
         fields = self.ctx.fields(
             workflow_id=timer.workflow_id, run_id=timer.run_id, seq=timer.seq or None
         )
@@ -386,13 +469,30 @@ class Worker:
             extra={"fields": fields},
         )
 
+    def _count_timer(self, timer: Timer, result: list[Any]) -> None:
+        """Record the timeouts a timer caused (the scripts name the activity or run type)."""
+        outcome, m = result[0], self.ctx.metrics
+        if timer.kind in ("stc", "hb", "s2s", "s2c") and outcome in ("RETRY", "TIMED_OUT"):
+            activity_type = str(result[-1])
+            queue = timer.activity_queue
+            m.activity_ended(activity_type, ActivityOutcome.TIMED_OUT, None, task_queue=queue)
+            if outcome == "RETRY":
+                m.activity_retry_scheduled(activity_type, task_queue=queue)
+        elif timer.kind == "wft_timeout" and outcome == "OK":
+            m.workflow_task_ended(
+                str(result[2]), WorkflowTaskOutcome.TIMED_OUT, None, task_queue=timer.workflow_queue
+            )
+
     async def _heartbeat(self) -> None:
         """Say this worker is alive (for ``task-queue describe``), every few seconds."""
-        key, now = self.client.keys.workers(self.task_queue), int(time.time() * 1000)
+        k, now = self.client.keys, int(time.time() * 1000)
+        key = k.workers(self.task_queue)
         async with self.client.redis.pipeline(transaction=False) as pipe:
             pipe.zadd(key, {self.identity: now})
             pipe.zremrangebyscore(key, "-inf", now - WORKER_FORGOTTEN_AFTER_MS)
+            pipe.sadd(k.task_queues(), self.task_queue)
             await pipe.execute()
+        self.health.beat("heartbeat")
         await self._pause(HEARTBEAT_INTERVAL)
 
     async def _sweep_retention(self) -> None:
@@ -431,9 +531,20 @@ class Worker:
         )
         for entry_id, fields in reply[1]:
             if fields:
+                self.ctx.metrics.reclaimed("workflow" if stream.endswith(":wf") else "activity")
                 logger.info(
                     "reclaimed task %s from a silent worker",
                     entry_id,
                     extra={"fields": self.ctx.fields()},
                 )
                 self._spawn(handler, slots, stream, entry_id, fields)
+
+
+class _Union:
+    """Collects another registry, so one port can serve it beside more collectors."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Any:
+        return self._registry.collect()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ from .connection import with_retry
 from .converter import dumps, failure_from_exception
 from .errors import WorkflowTaskError
 from .keys import CONSUMER_GROUP, Keys
+from .metrics import WorkflowTaskOutcome
 from .runtime import WorkflowInstance
 from .timers import Timer
 from .workflow import WorkflowDefinition, WorkflowInfo
@@ -67,16 +69,30 @@ class WorkflowTaskRunner:
             if cached is not None:
                 self._remember(cached)
             return
-        attempt, events = started
+        began = time.perf_counter()
+        start_ms, attempt, events = started
+        queued_ms = int(entry_id.split("-", 1)[0])
+        self.ctx.metrics.workflow_task_started((start_ms - queued_ms) / 1000, cached is not None)
         log_fields = self.ctx.fields(workflow_id=workflow_id, run_id=run_id, attempt=attempt)
+        workflow_type = cached.info.workflow_type if cached else _workflow_type(events)
         try:
             instance = cached or self._new_instance(workflow_id, run_id, events)
-            log_fields["workflow_type"] = instance.info.workflow_type
+            log_fields["workflow_type"] = workflow_type
             commands = instance.apply(events)
         except Exception as exc:  # the code could not run: fail the task, keep the run
             await self._fail(entry_id, workflow_id, run_id, exc, log_fields)
+            self._ended(workflow_type, WorkflowTaskOutcome.FAILED, began)
             return
-        await self._complete(entry_id, instance, commands, log_fields)
+        outcome = await self._complete(entry_id, instance, commands, log_fields)
+        self._ended(workflow_type, outcome, began)
+
+    def _ended(self, workflow_type: str, outcome: str | None, began: float) -> None:
+        """Record how a workflow task ended (None: its completion was refused)."""
+        if outcome is None:
+            self.ctx.metrics.late_result("workflow")
+        else:
+            seconds = time.perf_counter() - began
+            self.ctx.metrics.workflow_task_ended(workflow_type, outcome, seconds)
 
     async def _start(
         self,
@@ -85,7 +101,8 @@ class WorkflowTaskRunner:
         workflow_id: str,
         run_id: str,
         cached: WorkflowInstance | None,
-    ) -> tuple[int, list[history.Event]] | None:
+    ) -> tuple[int, int, list[history.Event]] | None:
+        """Start the task: (Redis time of the start in ms, attempt, new events), or None."""
         keys = self.ctx.keys
         timer = Timer("wft_timeout", workflow_id, run_id, 0, entry_id, "", self.ctx.task_queue)
         after = cached.last_event_id if cached else 0
@@ -111,7 +128,7 @@ class WorkflowTaskRunner:
         if reply[0] != "OK":
             logger.debug("workflow task %s is stale; dropped", entry_id)
             return None
-        return int(reply[2]), history.parse_events(reply[3:])
+        return int(reply[1]), int(reply[2]), history.parse_events(reply[3:])
 
     async def answer_query(self, stream: str, entry_id: str, fields: Mapping[str, str]) -> None:
         """Answer one query from the run's current state: the cached run, or a fresh replay."""
@@ -165,7 +182,9 @@ class WorkflowTaskRunner:
         info = WorkflowInfo(
             self.ctx.keys.namespace, workflow_id, run_id, workflow_type, attrs["task_queue"]
         )
-        return WorkflowInstance(definition, info)
+        instance = WorkflowInstance(definition, info)
+        instance.started_ms = int(events[0]["ts"])
+        return instance
 
     async def _complete(
         self,
@@ -173,7 +192,8 @@ class WorkflowTaskRunner:
         instance: WorkflowInstance,
         commands: list[Command],
         log_fields: dict[str, Any],
-    ) -> None:
+    ) -> str | None:
+        """Record the task's commands; return its outcome, or None if it was refused."""
         keys_, args = self._script_args(entry_id, instance, commands)
         reply = await with_retry(
             lambda: self.ctx.batcher.call(scripts.WORKFLOW_TASK_COMPLETE, keys_, args)
@@ -183,17 +203,28 @@ class WorkflowTaskRunner:
                 "workflow task superseded: events arrived while it ran; running it again",
                 extra={"fields": log_fields},
             )
-            return
+            return WorkflowTaskOutcome.SUPERSEDED
         if reply[0] != "OK":
             logger.warning(
                 "workflow task completion refused: the task is no longer current",
                 extra={"fields": log_fields},
             )
-            return
+            return None
         for command in commands:
             self._log_command(command, log_fields)
         if not instance.closed:
             self._remember(instance)
+        elif commands:
+            self._closed(instance, commands[-1], int(reply[2]) if len(reply) > 2 else None)
+        return WorkflowTaskOutcome.COMPLETED
+
+    def _closed(self, instance: WorkflowInstance, last: Command, now_ms: int | None) -> None:
+        status = CLOSING_COMMANDS.get(type(last))
+        if status is None:
+            return
+        end_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+        seconds = (end_ms - instance.started_ms) / 1000
+        self.ctx.metrics.workflow_closed(instance.info.workflow_type, status, seconds)
 
     async def _fail(
         self,
@@ -282,6 +313,9 @@ class WorkflowTaskRunner:
                 failure = dumps(command.failure.to_dict())
                 args += ["fail", b'{"failure":' + failure + b"}", failure]
         return script_keys, args
+
+    def cached_runs(self) -> int:
+        return len(self._cache)
 
     def _remember(self, instance: WorkflowInstance) -> None:
         self._cache[instance.info.run_id] = instance
@@ -409,6 +443,19 @@ def _child_args(command: StartChildWorkflow, info: WorkflowInfo) -> list[Any]:
 
 # Statuses a workflow task completion can close a run with, in its script's KEYS order.
 CLOSING_STATUSES = ("COMPLETED", "FAILED", "CANCELED", "CONTINUED_AS_NEW")
+CLOSING_COMMANDS: dict[type[Command], str] = {
+    CompleteWorkflow: "COMPLETED",
+    FailWorkflow: "FAILED",
+    CancelWorkflow: "CANCELED",
+    ContinueAsNew: "CONTINUED_AS_NEW",
+}
+
+
+def _workflow_type(events: list[history.Event]) -> str:
+    """The run's type, from its first event (a task of a run not cached reads them all)."""
+    if events and events[0]["type"] == history.WORKFLOW_EXECUTION_STARTED:
+        return str(events[0]["attrs"]["workflow_type"])
+    return ""
 
 
 def _completion_keys(keys: Keys, info: WorkflowInfo) -> list[str]:
@@ -425,4 +472,5 @@ def _completion_keys(keys: Keys, info: WorkflowInfo) -> list[str]:
         keys.visibility_by_type(shard, info.workflow_type),
         keys.visibility_by_queue(shard, info.task_queue),
         *(keys.visibility_by_status(shard, status) for status in CLOSING_STATUSES),
+        keys.stats(shard),
     ]

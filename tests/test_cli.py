@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -517,8 +518,8 @@ def test_worker_plans_from_modules_dicts_factories_and_flags(worker_module: Path
     assert [f.__name__ for f in plan.options["workflows"]] == ["up_workflow"]
     assert [f.__name__ for f in plan.options["activities"]] == ["up"]
 
-    plan = plan_worker(f"{module}:OPTIONS", {"task_queue": None}, metrics_port=9100)
-    assert plan.options["task_queue"] == "from-dict" and plan.metrics_port == 9100
+    plan = plan_worker(f"{module}:OPTIONS", {"task_queue": None, "metrics_port": 9100})
+    assert plan.options["task_queue"] == "from-dict" and plan.options["metrics_port"] == 9100
     assert plan.options["max_concurrent_activities"] == 7
     # A flag (or its environment variable) wins over the dict.
     flags = {"task_queue": "flag", "max_concurrent_activities": 2, "identity": None}
@@ -549,13 +550,17 @@ def test_worker_plans_from_modules_dicts_factories_and_flags(worker_module: Path
 def test_worker_run_reads_its_flags_from_the_environment_and_stops_on_sigterm(
     env: dict[str, str], processes: list[subprocess.Popen[str]], url: str, tmp_path: Path
 ) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     worker_env = {
         **env,
         "ORCHESTRATOR_TASK_QUEUE": "env-queue",
         "ORCHESTRATOR_IDENTITY": "env-worker",
         "ORCHESTRATOR_LOG_LEVEL": "debug",
         "ORCHESTRATOR_MAX_CONCURRENT_ACTIVITIES": "3",
-        "ORCHESTRATOR_METRICS_PORT": "9100",
+        "ORCHESTRATOR_METRICS_PORT": str(port),
+        "ORCHESTRATOR_METRICS_HOST": "127.0.0.1",
     }
     # A file, not a pipe: nobody reads a pipe while the test runs, and DEBUG lines would fill it.
     log = tmp_path / "worker.log"
@@ -581,7 +586,7 @@ def test_worker_run_reads_its_flags_from_the_environment_and_stops_on_sigterm(
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=15) == 0, log.read_text()
     logged = log.read_text()
-    assert "metrics port 9100 noted; metrics are not served yet" in logged
+    assert f"serving /metrics, /healthz and /readyz on http://127.0.0.1:{port}" in logged
     assert " DEBUG " in logged and "worker stopped" in logged
 
 
@@ -767,14 +772,14 @@ def test_verbose_lets_the_traceback_through(url: str) -> None:
 def test_help_and_shell_completion() -> None:
     code, out, _ = invoke("--help")
     assert code == 0
-    for group in ("server", "worker", "workflow", "schedule", "task-queue"):
+    for group in ("server", "worker", "workflow", "schedule", "task-queue", "metrics"):
         assert group in out
     assert "--install-completion" in out
     code, out, _ = invoke("--show-completion", "bash")
     assert code == 0 and "complete" in out and "_COMPLETE" in out
     out = runner.invoke(app, ["worker", "run", "--help"], env={"COLUMNS": "250"}).stdout
     words = " ".join(out.replace("│", " ").split())
-    assert "ORCHESTRATOR_METRICS_PORT" in words and "a later release" in words
+    assert "ORCHESTRATOR_METRICS_PORT" in words and "ORCHESTRATOR_LOG_FORMAT" in words
     code, out, _ = invoke("workflow")  # a bare group shows its verbs
     assert "execute" in out and "replay" in out
 

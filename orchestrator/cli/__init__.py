@@ -8,6 +8,7 @@ One Typer app per command group, each in its own module:
     orchestrator workflow list|count        listing.py
     orchestrator schedule create|list|...   schedule.py
     orchestrator task-queue describe        task_queue.py
+    orchestrator metrics serve              metrics.py
 
 Every error prints one line on stderr and exits non-zero (see ``reporting.py``);
 ``orchestrator --verbose ...`` shows the traceback as well.
@@ -21,6 +22,7 @@ from typing import Annotated
 import typer
 
 from . import listing  # noqa: F401 - registers `workflow list` and `workflow count`
+from .metrics import metrics_app
 from .reporting import OneLineErrorsGroup, verbose
 from .schedule import schedule_app
 from .server import server_app
@@ -43,6 +45,7 @@ app.add_typer(worker_app, name="worker")
 app.add_typer(workflow_app, name="workflow")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(task_queue_app, name="task-queue")
+app.add_typer(metrics_app, name="metrics")
 
 
 @app.callback()

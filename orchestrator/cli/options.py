@@ -14,6 +14,7 @@ import orjson
 import typer
 
 from ..errors import ConfigurationError
+from ..logs import LogFormat
 
 CONNECTION = "Connection"
 
@@ -34,6 +35,40 @@ RedisUrl = Annotated[
         "(default: redis://localhost:6379/0).",
         show_default=False,
         rich_help_panel=CONNECTION,
+    ),
+]
+MetricsHost = Annotated[
+    str,
+    typer.Option(
+        "--metrics-host",
+        envvar="ORCHESTRATOR_METRICS_HOST",
+        help="Address the metrics port listens on (127.0.0.1 keeps it local).",
+        rich_help_panel="Metrics and logs",
+    ),
+]
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
+
+
+LogLevelOption = Annotated[
+    LogLevel,
+    typer.Option(
+        envvar="ORCHESTRATOR_LOG_LEVEL", case_sensitive=False, rich_help_panel="Metrics and logs"
+    ),
+]
+LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option(
+        envvar="ORCHESTRATOR_LOG_FORMAT",
+        case_sensitive=False,
+        help="text for people; json for log collectors (one object per line).",
+        rich_help_panel="Metrics and logs",
     ),
 ]
 Namespace = Annotated[

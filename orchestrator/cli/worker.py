@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -20,7 +19,7 @@ from ..client import Client
 from ..errors import ConfigurationError
 from ..worker import Worker
 from . import loading
-from .options import Namespace, RedisUrl
+from .options import LogFormatOption, LogLevel, LogLevelOption, MetricsHost, Namespace, RedisUrl
 from .reporting import reported_errors, run
 
 logger = logging.getLogger(__name__)
@@ -28,27 +27,17 @@ logger = logging.getLogger(__name__)
 worker_app = typer.Typer(help="Run workers.", no_args_is_help=True)
 
 LIMITS = "Limits"
-
-
-class LogLevel(StrEnum):
-    DEBUG = "DEBUG"
-    INFO = "INFO"
-    WARNING = "WARNING"
-    ERROR = "ERROR"
-    CRITICAL = "CRITICAL"
+OBSERVABILITY = "Metrics and logs"
 
 
 @dataclass(frozen=True, slots=True)
 class WorkerPlan:
-    """What ``worker run`` will start: the Worker's options, and the settings beside them."""
+    """What ``worker run`` will start: the Worker's options."""
 
     options: dict[str, Any]  # keyword arguments of Worker, task_queue included
-    # Accepted and kept so that deployments can set it already; nothing listens on it
-    # until metrics are served, in a later release.
-    metrics_port: int | None = None
 
 
-def plan_worker(spec: str, flags: dict[str, Any], metrics_port: int | None = None) -> WorkerPlan:
+def plan_worker(spec: str, flags: dict[str, Any]) -> WorkerPlan:
     """Merge what ``spec`` names with the flags that were given (those not None)."""
     options = loading.worker_options(loading.load(spec), spec)
     options.update({name: value for name, value in flags.items() if value is not None})
@@ -57,7 +46,7 @@ def plan_worker(spec: str, flags: dict[str, Any], metrics_port: int | None = Non
             "no task queue: give --task-queue (or ORCHESTRATOR_TASK_QUEUE), "
             f"or put 'task_queue' in {spec}"
         )
-    return WorkerPlan(options, metrics_port)
+    return WorkerPlan(options)
 
 
 SPEC_HELP = (
@@ -125,18 +114,28 @@ def worker_run(
     metrics_port: Annotated[
         int | None,
         typer.Option(
-            min=1,
+            min=0,
             max=65535,
             envvar="ORCHESTRATOR_METRICS_PORT",
-            help="Port for Prometheus metrics. Accepted and kept, but not served yet: "
-            "metrics come in a later release.",
+            help="Serve /metrics, /healthz and /readyz on this port (default: not served).",
             show_default=False,
+            rich_help_panel=OBSERVABILITY,
         ),
     ] = None,
-    log_level: Annotated[
-        LogLevel,
-        typer.Option(envvar="ORCHESTRATOR_LOG_LEVEL", case_sensitive=False),
-    ] = LogLevel.INFO,
+    metrics_host: MetricsHost = "0.0.0.0",
+    queue_metrics: Annotated[
+        bool | None,
+        typer.Option(
+            "--queue-metrics/--no-queue-metrics",
+            envvar="ORCHESTRATOR_QUEUE_METRICS",
+            help="Also report the namespace's queue-level gauges, as `metrics serve` does. "
+            "Turn it on for one worker only, or every scrape counts them again.",
+            show_default=False,
+            rich_help_panel=OBSERVABILITY,
+        ),
+    ] = None,
+    log_level: LogLevelOption = LogLevel.INFO,
+    log_format: LogFormatOption = logs.LogFormat.TEXT,
     url: RedisUrl = None,
     namespace: Namespace = "default",
 ) -> None:
@@ -151,15 +150,13 @@ def worker_run(
         "graceful_shutdown_timeout": graceful_shutdown_timeout,
         "drive_schedules": drive_schedules,
         "identity": identity,
+        "metrics_port": metrics_port,
+        "metrics_host": metrics_host if metrics_port is not None else None,
+        "queue_metrics": queue_metrics,
     }
     with reported_errors():
-        plan = plan_worker(spec, flags, metrics_port)
-    logs.configure(log_level.value)
-    if plan.metrics_port is not None:
-        logger.info(
-            "metrics port %d noted; metrics are not served yet (a later release)",
-            plan.metrics_port,
-        )
+        plan = plan_worker(spec, flags)
+    logs.configure(log_level.value, log_format)
 
     async def main() -> None:
         async with await Client.connect(url, namespace=namespace) as client:

@@ -14,7 +14,8 @@
 -- ARGV[4] random number in [0, 1) for the jitter
 -- ARGV[5] timer member that dispatches a retry ('stc' and 'hb')
 --
--- Returns {'RETRY', delay ms}, {'TIMED_OUT'}, {'DISPATCHED', attempt},
+-- Returns {'RETRY', delay ms, activity type}, {'TIMED_OUT', activity type},
+-- {'DISPATCHED', attempt},
 -- {'STALE'} when the activity moved on, or {'GONE'} when another process
 -- already fired this timer.
 --!include lib/common.lua
@@ -46,7 +47,7 @@ end
 local function close_timed_out(failure)
   close_activity(act_key, run, history, wft_stream, timers, 'ActivityTaskTimedOut',
     '{"seq":' .. act[4] .. ',"attempt":' .. act[3] .. ',"failure":' .. failure .. '}', now)
-  return {'TIMED_OUT'}
+  return {'TIMED_OUT', cjson.decode(act[7]).type}
 end
 
 if kind == 'retry' then
@@ -74,8 +75,8 @@ if kind == 'stc' or kind == 'hb' then
   end
   local delay = end_attempt(act_key, run, history, wft_stream, timers, failure, 'TimeoutError',
     false, tonumber(ARGV[4]), ARGV[5], 'ActivityTaskTimedOut', now)
-  if delay < 0 then return {'TIMED_OUT'} end
-  return {'RETRY', delay}
+  if delay < 0 then return {'TIMED_OUT', cjson.decode(act[7]).type} end
+  return {'RETRY', delay, cjson.decode(act[7]).type}
 end
 
 if kind == 's2s' then

@@ -17,6 +17,7 @@
 -- KEYS[14] visibility index of the shard's runs of this workflow type
 -- KEYS[15] visibility index of the shard's runs on this task queue
 -- KEYS[16] visibility index of the shard's runs closed TERMINATED
+-- KEYS[17] counters of runs started and closed, of the shard
 -- ARGV[1] workflow id
 -- ARGV[2] run id of the new run
 -- ARGV[3] workflow type
@@ -47,7 +48,8 @@
 local current = redis.call('HMGET', KEYS[1], 'run_id', 'status')
 local now = now_ms()
 local vis = {runs = KEYS[10], start = KEYS[11], close = KEYS[12], open = KEYS[13],
-  type = KEYS[14], queue = KEYS[15], by_status = {TERMINATED = KEYS[16]}}
+  type = KEYS[14], queue = KEYS[15], by_status = {TERMINATED = KEYS[16]},
+  stats = KEYS[17]}
 
 -- Starting a run id that already exists is a repeat (a child's start retried
 -- after its starter died): never start it twice.

@@ -9,6 +9,7 @@
 -- KEYS[7] visibility index by close time of the shard
 -- KEYS[8] visibility index of the shard's open runs
 -- KEYS[9] visibility index of the shard's runs closed TERMINATED
+-- KEYS[10] counters of runs started and closed, of the shard
 -- ARGV[1] run id
 -- ARGV[2] WorkflowExecutionTerminated attrs JSON ({"reason", "identity"})
 --
@@ -24,6 +25,6 @@ end
 -- Only the id's current run can be running (a start never leaves an older one
 -- running), so the pointer follows this run.
 terminate_run(KEYS[2], KEYS[3], KEYS[1], KEYS[4], KEYS[5], {runs = KEYS[6], close = KEYS[7], open = KEYS[8],
-  by_status = {TERMINATED = KEYS[9]}},
+  by_status = {TERMINATED = KEYS[9]}, stats = KEYS[10]},
   ARGV[2], now_ms())
 return {'OK'}

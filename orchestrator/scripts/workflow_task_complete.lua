@@ -14,7 +14,8 @@
 -- KEYS[12] visibility index of the shard's runs on this task queue
 -- KEYS[13..16] visibility indexes of the shard's runs closed COMPLETED, FAILED, CANCELED,
 --              CONTINUED_AS_NEW
--- KEYS[17...] two per 'activity', 'cancel_activity' and 'continue' command, in command
+-- KEYS[17] counters of runs started and closed, of the shard
+-- KEYS[18...] two per 'activity', 'cancel_activity' and 'continue' command, in command
 --            order: activity hash and activity task stream; or, for 'continue', the
 --            new run's hash and history stream
 -- ARGV[1] stream entry id of the task (must be the current workflow task)
@@ -38,7 +39,7 @@
 --   'child',    seq, child state JSON, StartChildWorkflowExecutionInitiated attrs JSON,
 --               timer member that starts the child
 --
--- Returns {'OK', 1 if the run closed else 0}
+-- Returns {'OK', 1 if the run closed else 0, Redis time ms}
 --      or {'NEW_EVENTS'} when the commands would close the run but events arrived
 --         while the task ran: the task is recorded as failed and a new one queued
 --      or {'STALE'} when this task is no longer current: nothing is changed.
@@ -55,7 +56,7 @@ end
 local workflow_id, run_id = state[4], state[5]
 local vis = {runs = KEYS[7], start = KEYS[8], close = KEYS[9], open = KEYS[10],
   type = KEYS[11], queue = KEYS[12], by_status = {COMPLETED = KEYS[13], FAILED = KEYS[14],
-  CANCELED = KEYS[15], CONTINUED_AS_NEW = KEYS[16]}}
+  CANCELED = KEYS[15], CONTINUED_AS_NEW = KEYS[16]}, stats = KEYS[17]}
 
 -- Validate every command before the first write: a script that errors half-way
 -- would leave its earlier writes in place.
@@ -154,7 +155,7 @@ local function continue_as_new(new_run, new_history, i)
     tonumber(state[4] or 0), now)
 end
 
-local i, k, closed = 4, 17, false
+local i, k, closed = 4, 18, false
 while i <= #ARGV do
   local kind = ARGV[i]
   if kind == 'activity' then
@@ -203,4 +204,4 @@ if not closed then
   end
   redis.call('HSET', run, 'wft_attempt', 1)
 end
-return {'OK', closed and 1 or 0}
+return {'OK', closed and 1 or 0, now}

@@ -9,15 +9,15 @@
 -- ARGV[2] 'timeout' or 'retry'
 -- ARGV[3] stream entry id of the timed-out task ('' for 'retry')
 --
--- Returns {'OK', attempt of the new task}, {'STALE'} when the task already moved
--- on, or {'GONE'} when another process already fired this timer.
+-- Returns {'OK', attempt of the new task, workflow type}, {'STALE'} when the task
+-- already moved on, or {'GONE'} when another process already fired this timer.
 --!include lib/common.lua
 
 if redis.call('ZREM', KEYS[4], ARGV[1]) == 0 then
   return {'GONE'}
 end
 local run = redis.call('HMGET', KEYS[1], 'status', 'wft', 'wft_entry', 'wft_attempt',
-  'workflow_id', 'run_id')
+  'workflow_id', 'run_id', 'workflow_type')
 if run[1] ~= 'RUNNING' then
   return {'STALE'}
 end
@@ -36,4 +36,4 @@ elseif run[2] ~= 'backoff' then
 end
 redis.call('HSET', KEYS[1], 'wft_timer', '')
 dispatch_workflow_task(KEYS[1], KEYS[3], run[5], run[6])
-return {'OK', attempt}
+return {'OK', attempt, run[7]}

@@ -10,6 +10,7 @@
 -- KEYS[7] visibility index by close time of the shard
 -- KEYS[8] visibility index of the shard's open runs
 -- KEYS[9] visibility index of the shard's runs closed TIMED_OUT
+-- KEYS[10] counters of runs started and closed, of the shard
 -- ARGV[1] timer member
 --
 -- Returns {'OK'}, {'STALE'} when the run already closed, or {'GONE'} when another
@@ -32,6 +33,6 @@ redis.call('HSET', KEYS[1], 'status', 'TIMED_OUT', 'closed_at', now, 'wft', '',
 redis.call('HSET', KEYS[3], 'status', 'TIMED_OUT')
 local ids = redis.call('HMGET', KEYS[1], 'workflow_id', 'run_id')
 on_run_closed(KEYS[1], KEYS[5], KEYS[4], {runs = KEYS[6], close = KEYS[7], open = KEYS[8],
-  by_status = {TIMED_OUT = KEYS[9]}}, ids[1], ids[2],
+  by_status = {TIMED_OUT = KEYS[9]}, stats = KEYS[10]}, ids[1], ids[2],
   'TIMED_OUT', now)
 return {'OK'}
