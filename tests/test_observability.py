@@ -353,3 +353,30 @@ def test_json_logs_carry_the_fields(capsys: pytest.CaptureFixture[str]) -> None:
     assert line["message"] == "activity completed"
     assert line["workflow_id"] == "w1" and line["attempt"] == 2
     assert line["level"] == "INFO" and line["time"].endswith("+00:00")
+
+
+def test_worker_with_queue_metrics_serves_the_exporter_gauges_too(url: str) -> None:
+    async def main() -> None:
+        async with (
+            await Client.connect(url) as client,
+            running_worker(
+                client,
+                task_queue="with-gauges",
+                workflows=defs.ALL_WORKFLOWS,
+                activities=defs.ALL_ACTIVITIES,
+                metrics_registry=CollectorRegistry(),
+                metrics_port=0,
+                metrics_host="127.0.0.1",
+                queue_metrics=True,
+            ) as worker,
+        ):
+            port = await eventually(lambda: _async(worker.metrics_port))
+            handle = await client.start_workflow("Hello", "x", id="g", task_queue="with-gauges")
+            await handle.result(timeout=20)
+            page = scrape(port)
+            closed = "orchestrator_workflows_closed_total"
+            assert page.value(closed, workflow_type="Hello", status="COMPLETED") == 1
+            assert page.value("orchestrator_activity_attempts_total", outcome="completed") == 1
+            assert "orchestrator_task_queue_backlog" in page.families
+
+    run(main())
