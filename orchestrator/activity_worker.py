@@ -194,7 +194,7 @@ class ActivityRunner:
             failure = failure_from_exception(
                 WorkerShutdownError("worker shut down before the activity finished"), info.attempt
             )
-            await self._report_failure(attempt, failure, began, log_fields)
+            await self._report_failure(attempt, failure, began, log_fields, interrupted=True)
             raise
         except Exception as exc:  # any failure of user code is reported, never raised
             failure = failure_from_exception(exc, info.attempt)
@@ -383,6 +383,7 @@ class ActivityRunner:
         log_fields: dict[str, Any],
         *,
         timed_out: bool = False,
+        interrupted: bool = False,
     ) -> None:
         reply = await with_retry(
             lambda: self.ctx.batcher.call(
@@ -395,6 +396,7 @@ class ActivityRunner:
                     "1" if failure.non_retryable else "0",
                     random.random(),
                     attempt.timer.retry().member(),
+                    "1" if interrupted else "0",
                 ],
             )
         )

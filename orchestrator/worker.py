@@ -53,12 +53,19 @@ class _Slots:
         self.total = total
         self.free = total
         self._freed = asyncio.Event()
+        self._closed = False
 
     async def wait_free(self) -> int:
-        while self.free <= 0:
+        """Wait for a free slot; return how many are free (0 once closed for shutdown)."""
+        while self.free <= 0 and not self._closed:
             self._freed.clear()
             await self._freed.wait()
-        return self.free
+        return max(0, self.free)
+
+    def close(self) -> None:
+        """Wake a poller waiting for a slot, so that shutdown need not wait for one."""
+        self._closed = True
+        self._freed.set()
 
     def take(self) -> None:
         self.free -= 1
@@ -190,6 +197,8 @@ class Worker:
             logger.info("worker shutting down", extra={"fields": self.ctx.fields()})
         self.health.stopping()
         self._stop.set()
+        for slots in (self._wft_slots, self._act_slots, self._query_slots):
+            slots.close()
 
     async def run(self, *, handle_signals: bool = True) -> None:
         """Run until :meth:`shutdown` (or SIGTERM/SIGINT when ``handle_signals``)."""
@@ -358,14 +367,23 @@ class Worker:
     ) -> Callable[[], Awaitable[None]]:
         """One step of a poll loop: read as many tasks as there are free slots, and start them."""
         offsets = dict.fromkeys(streams, ">")
+        turn = 0
 
         async def step() -> None:
+            nonlocal turn
             if slots.free <= 0:
                 self.health.waiting(name)
             free = await slots.wait_free()
             if self._stop.is_set():
                 return
-            reply = await self._read(offsets, max(1, free // len(streams)))
+            # COUNT applies to each stream read: with fewer free slots than shards, read
+            # one entry from each of `free` shards in turn, never more than are free.
+            if free >= len(streams):
+                chosen, count = offsets, free // len(streams)
+            else:
+                chosen = {streams[(turn + i) % len(streams)]: ">" for i in range(free)}
+                turn, count = (turn + free) % len(streams), 1
+            reply = await self._read(chosen, count)
             for stream, entries in reply or []:
                 for entry_id, fields in entries:
                     self._spawn(handler, slots, stream, entry_id, fields)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -264,3 +265,43 @@ def test_unknown_workflow_type_fails_the_task_not_the_run(url: str) -> None:
             assert (await handle.describe()).status == "RUNNING"
 
     run(main())
+
+
+def test_concurrency_limit_holds_across_shards(url: str) -> None:
+    """With more shards than free slots, a poll reads no more entries than slots are free."""
+
+    async def main() -> None:
+        client = await Client.connect(url, namespace="sharded", shards=4)
+        r = redis.Redis.from_url(url, decode_responses=True)
+        try:
+            async with running_worker(
+                client,
+                task_queue="tests",
+                workflows=defs.ALL_WORKFLOWS,
+                activities=defs.ALL_ACTIVITIES,
+                max_concurrent_activities=1,
+            ) as worker:
+                handles = [
+                    await client.start_workflow("Gated", [f"s{i}"], id=f"s-{i}", task_queue="tests")
+                    for i in range(4)
+                ]
+                opened: set[str] = set()
+                for _ in range(4):
+                    running = await eventually(lambda: _async(set(r.keys("started:s*")) - opened))
+                    await asyncio.sleep(0.3)  # time enough for an over-eager poll to start more
+                    assert set(r.keys("started:s*")) - opened == running and len(running) == 1
+                    assert worker.slot_usage()["activity"] == (1, 0)
+                    key = running.pop()
+                    opened.add(key)
+                    r.set(f"gate:{key.removeprefix('started:')}", 1)
+                for handle in handles:
+                    assert len(await handle.result(timeout=20)) == 3
+        finally:
+            r.close()
+            await client.close()
+
+    run(main())
+
+
+async def _async(value: Any) -> Any:
+    return value

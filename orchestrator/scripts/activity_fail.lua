@@ -12,6 +12,7 @@
 -- ARGV[4] '1' if the failure is marked non-retryable, else '0'
 -- ARGV[5] random number in [0, 1) for the jitter
 -- ARGV[6] timer member that dispatches the retry
+-- ARGV[7] '1' if the worker cut the attempt short as it shut down: retry at once
 --
 -- Returns {'RETRY', delay ms}, {'FAILED'} or {'STALE'} (attempt no longer current).
 --!include lib/common.lua
@@ -22,7 +23,7 @@ if not current_attempt(KEYS[1], KEYS[2], ARGV[1]) then
 end
 
 local delay = end_attempt(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[2], ARGV[3],
-  ARGV[4] == '1', tonumber(ARGV[5]), ARGV[6], 'ActivityTaskFailed', now_ms())
+  ARGV[4] == '1', tonumber(ARGV[5]), ARGV[6], 'ActivityTaskFailed', now_ms(), ARGV[7] == '1')
 if delay < 0 then
   return {'FAILED'}
 end

@@ -13,7 +13,10 @@ local function current_attempt(act_key, run_key, entry)
 end
 
 -- Delay in ms before the next attempt, or -1 when the policy allows no retry.
-local function retry_delay(policy, attempt, failure_type, non_retryable, rand)
+local function retry_delay(policy, attempt, failure_type, non_retryable, rand, interrupted)
+  -- An attempt its worker gave up on while shutting down failed through no fault of
+  -- its own: it runs again at once elsewhere, whatever the policy's limits.
+  if interrupted then return 0 end
   if non_retryable then return -1 end
   if policy.maximum_attempts > 0 and attempt >= policy.maximum_attempts then return -1 end
   for _, t in ipairs(policy.non_retryable) do
@@ -38,14 +41,16 @@ local function close_activity(act_key, run_key, history_key, wft_stream, timers_
 end
 
 -- Returns the delay of the scheduled retry in ms, or -1 if the activity closed.
+-- ``interrupted`` (optional) marks an attempt cut short by its worker's shutdown.
 -- Every failed attempt is recorded (ActivityTaskAttemptFailed), which makes retries
 -- visible in the history but lets it grow with them when attempts are unlimited.
 local function end_attempt(act_key, run_key, history_key, wft_stream, timers_key,
                            failure_json, failure_type, non_retryable, rand, retry_member,
-                           final_event, now)
+                           final_event, now, interrupted)
   local a = redis.call('HMGET', act_key, 'seq', 'attempt', 'retry', 'deadline')
   local seq, attempt = a[1], tonumber(a[2])
-  local delay = retry_delay(cjson.decode(a[3]), attempt, failure_type, non_retryable, rand)
+  local delay = retry_delay(cjson.decode(a[3]), attempt, failure_type, non_retryable, rand,
+    interrupted)
   local deadline = tonumber(a[4]) or 0
   if delay >= 0 and deadline > 0 and now + delay >= deadline then delay = -1 end
 
