@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -67,6 +67,14 @@ class ActivityOutcome:
     ASYNC = "completing_async"
 
 
+DECLARED_ACTIVITY_OUTCOMES = (
+    ActivityOutcome.COMPLETED,
+    ActivityOutcome.FAILED,
+    ActivityOutcome.TIMED_OUT,
+    ActivityOutcome.CANCELLED,
+)
+
+
 class WorkflowTaskOutcome:
     """Values of the ``outcome`` label of workflow tasks."""
 
@@ -74,6 +82,9 @@ class WorkflowTaskOutcome:
     FAILED = "failed"
     SUPERSEDED = "superseded"  # events arrived while it ran: it runs again
     TIMED_OUT = "timed_out"
+
+
+DECLARED_WORKFLOW_TASK_OUTCOMES = (WorkflowTaskOutcome.COMPLETED, WorkflowTaskOutcome.FAILED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +214,20 @@ class WorkerMetrics:
             child = metric.labels(self.namespace, queue or self.task_queue, *labels)
             self._bound[key] = child
         return child
+
+    def declare(self, workflow_types: Iterable[str], activity_types: Iterable[str]) -> None:
+        """Create the counters a worker may bump at 0, so that a rate reads 0 before the
+        first failure, retry or reclaim rather than no data."""
+        for activity_type in activity_types:
+            for outcome in DECLARED_ACTIVITY_OUTCOMES:
+                self._child(self._f.activity_attempts, activity_type, outcome)
+            self._child(self._f.activity_retries, activity_type)
+        for workflow_type in workflow_types:
+            for outcome in DECLARED_WORKFLOW_TASK_OUTCOMES:
+                self._child(self._f.workflow_tasks, workflow_type, outcome)
+        for task_kind in ("workflow", "activity"):
+            self._child(self._f.late_results, task_kind)
+            self._child(self._f.tasks_reclaimed, task_kind)
 
     # -- activities -------------------------------------------------------------------
 

@@ -88,18 +88,23 @@ class QueueCollector(Collector):
     def collect(self) -> Iterator[Any]:
         began = time.perf_counter()
         up = GaugeMetricFamily(
-            f"{PREFIX}_exporter_redis_up", "1 if the last scrape could read Redis, else 0."
+            f"{PREFIX}_exporter_redis_up",
+            "1 if the last scrape could read Redis, else 0.",
+            labels=["namespace"],
         )
         try:
             families = list(self._collect())
         except (*TRANSIENT, redis.exceptions.RedisError) as exc:
             logger.warning("scrape could not read Redis: %s", exc)
-            up.add_metric([], 0)
-            yield up
-            return
-        self.last_success = time.monotonic()
-        up.add_metric([], 1)
+            families, value = [], 0
+        else:
+            self.last_success = time.monotonic()
+            value = 1
+        for namespace in self.namespaces:
+            up.add_metric([namespace], value)
         yield up
+        if not value:
+            return
         yield from families
         yield GaugeMetricFamily(
             f"{PREFIX}_exporter_scrape_duration_seconds",

@@ -159,6 +159,7 @@ class Worker:
             ScriptBatcher(client.redis),
             WorkerMetrics(self.metrics_registry, self.namespace, task_queue),
         )
+        self.ctx.metrics.declare(workflow_defs, activity_defs)
         self.health = Health(stale_after=liveness_timeout)
         self._metrics_address = (metrics_host, metrics_port)
         self._queue_metrics = queue_metrics

@@ -482,6 +482,8 @@ def test_podmonitor_scrapes_workers_and_exporter(overlay: list[Resource]) -> Non
 
         for endpoint in monitor["spec"]["podMetricsEndpoints"]:
             assert endpoint["path"] == "/metrics"
+            # Else Prometheus renames our `namespace` label to exported_namespace.
+            assert endpoint.get("honorLabels") is True
             for name in (WORKER, EXPORTER):
                 ports = {p.get("name") for c in _containers(selected[name]) for p in c["ports"]}
                 assert endpoint["port"] in ports, f"{name} has no port {endpoint['port']!r}"

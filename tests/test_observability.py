@@ -342,13 +342,16 @@ def test_health_judges_loops_and_readiness() -> None:
 
 
 def test_json_logs_carry_the_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
     logs.configure("INFO", "json")
     try:
         logging.getLogger("orchestrator.test").info(
             "activity %s", "completed", extra={"fields": {"workflow_id": "w1", "attempt": 2}}
         )
-    finally:
-        logs.configure("INFO")
+    finally:  # the handler writes to this test's captured stderr, closed after it
+        root.handlers[:], level = saved
+        root.setLevel(level)
     line = orjson.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert line["message"] == "activity completed"
     assert line["workflow_id"] == "w1" and line["attempt"] == 2

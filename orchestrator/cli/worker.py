@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
+from prometheus_client import disable_created_metrics
 
 from .. import logs
 from ..client import Client
@@ -156,6 +157,9 @@ def worker_run(
     }
     with reported_errors():
         plan = plan_worker(spec, flags)
+    # A `_created` series per label set doubles the series Prometheus stores, for a
+    # timestamp that restarts already reveal; this process is ours to configure.
+    disable_created_metrics()
     logs.configure(log_level.value, log_format)
 
     async def main() -> None:
