@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 from orchestrator import Client, Worker
 
 T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -47,3 +52,48 @@ async def eventually(
 
 def events_of(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [e for e in events if e["type"] == kind]
+
+
+async def returning(value: T) -> T:
+    """``value`` as an awaitable, for :func:`eventually` checks that need no I/O."""
+    return value
+
+
+def wait_until(check: Callable[[], T], timeout: float = 20.0, what: str = "condition") -> T:
+    """Blocking :func:`eventually`, for tests that drive processes rather than a loop."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what} not met within {timeout} s")
+
+
+def spawn(
+    processes: list[subprocess.Popen[str]],
+    env: dict[str, str],
+    *argv: str,
+    log: Path | None = None,
+) -> subprocess.Popen[str]:
+    """Start ``python ARGV`` from the repository root, its output in ``log`` (or dropped);
+    ``processes`` is the fixture that kills whatever is still running at the test's end."""
+    with open(log, "w") if log else contextlib.nullcontext(subprocess.DEVNULL) as out:
+        # The child keeps its own copy of the descriptor.
+        proc = subprocess.Popen(
+            [sys.executable, *argv],
+            cwd=ROOT,
+            env=env,
+            text=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    processes.append(proc)
+    return proc
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -32,7 +32,7 @@ from orchestrator.keys import CONSUMER_GROUP
 from orchestrator.queue_metrics import QueueCollector
 
 import defs
-from helpers import eventually, run, running_worker
+from helpers import eventually, returning, run, running_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "deploy" / "grafana" / "orchestrator-dashboard.json"
@@ -406,7 +406,7 @@ async def _real_samples(url: str) -> Scraped:
             metrics_host="127.0.0.1",
             reclaim_idle=0.5,
         ) as worker:
-            port = await eventually(lambda: _async(worker.metrics_port))
+            port = await eventually(lambda: returning(worker.metrics_port))
             assert await reclaimed.result(timeout=20) == "Hello r!"
             for name, args in (("Hello", ["x"]), ("Retries", [0.05]), ("Unhandled", ["boom"])):
                 handle = await client.start_workflow(name, *args, id=f"d-{name}", task_queue=QUEUE)
@@ -426,12 +426,12 @@ async def _real_samples(url: str) -> Scraped:
                 "orchestrator_late_results_refused_total",
                 "orchestrator_tasks_reclaimed_total",
             }
-            worker_page = await eventually(lambda: _async(_page_with(_scrape(port), wanted)))
+            worker_page = await eventually(lambda: returning(_page_with(_scrape(port), wanted)))
             with redis.Redis.from_url(url, decode_responses=True) as sync:
                 collector = QueueCollector(sync, ["default"], task_queues=[QUEUE])
                 by_kind = {"orchestrator_timers_waiting_by_kind"}
                 exporter_page = await eventually(
-                    lambda: _async(_page_with(_render(collector), by_kind))
+                    lambda: returning(_page_with(_render(collector), by_kind))
                 )
             await sleeper.terminate("enough")
 
@@ -469,7 +469,3 @@ def _page_with(page: str, samples: set[str]) -> str | None:
     """The page, once it has a sample of each name in ``samples``."""
     names = {s.name for f in text_string_to_metric_families(page) for s in f.samples}
     return page if samples <= names else None
-
-
-async def _async(value: Any) -> Any:
-    return value

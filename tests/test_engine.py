@@ -17,7 +17,7 @@ from orchestrator import (
 )
 
 import defs
-from helpers import events_of, eventually, run, running_worker
+from helpers import events_of, eventually, returning, run, running_worker
 
 
 def counts(url: str) -> dict[str, int]:
@@ -287,7 +287,9 @@ def test_concurrency_limit_holds_across_shards(url: str) -> None:
                 ]
                 opened: set[str] = set()
                 for _ in range(4):
-                    running = await eventually(lambda: _async(set(r.keys("started:s*")) - opened))
+                    running = await eventually(
+                        lambda: returning(set(r.keys("started:s*")) - opened)
+                    )
                     await asyncio.sleep(0.3)  # time enough for an over-eager poll to start more
                     assert set(r.keys("started:s*")) - opened == running and len(running) == 1
                     assert worker.slot_usage()["activity"] == (1, 0)
@@ -301,7 +303,3 @@ def test_concurrency_limit_holds_across_shards(url: str) -> None:
             await client.close()
 
     run(main())
-
-
-async def _async(value: Any) -> Any:
-    return value

@@ -9,7 +9,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from workers.money_transfer import (
     withdraw,
 )
 
-from helpers import events_of, run, running_worker
+from helpers import events_of, run, running_worker, spawn, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 OPENING = {"alice": 10_000, "bob": 5_000, "carol": 0}
@@ -191,36 +190,11 @@ def test_each_operation_applies_once_per_reference(bank: redis.Redis) -> None:
 # Worker processes, as they run in production.
 
 
-def start_worker(
-    processes: list[subprocess.Popen[str]], env: dict[str, str], log: Path
-) -> subprocess.Popen[str]:
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "workers/money_transfer.py"],
-            cwd=ROOT,
-            env=env,
-            text=True,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    processes.append(proc)
-    return proc
-
-
-def wait_until(check: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.05)
-    return value
-
-
 def test_sample_starter_prints_the_books(
     bank: redis.Redis, env: dict[str, str], processes: list[Any], tmp_path: Path
 ) -> None:
     bank.delete(BALANCES)  # the starter opens the accounts itself
-    start_worker(processes, env, tmp_path / "worker.log")
+    spawn(processes, env, "workers/money_transfer.py", log=tmp_path / "worker.log")
 
     starter = subprocess.run(
         [sys.executable, "starters/money_transfer.py"],
@@ -251,7 +225,7 @@ def test_worker_killed_after_the_bank_applied_the_deposit(
 ) -> None:
     # The bank applies the deposit, then answers slowly: the worker dies before it can report.
     bank.set(delay_key("bob"), 60)
-    first = start_worker(processes, env, tmp_path / "first.log")
+    first = spawn(processes, env, "workers/money_transfer.py", log=tmp_path / "first.log")
 
     async def start() -> None:
         async with await Client.connect() as client:
@@ -267,7 +241,7 @@ def test_worker_killed_after_the_bank_applied_the_deposit(
 
     # The deposit's attempt times out; its retry runs on another worker and must not pay twice.
     bank.delete(delay_key("bob"))
-    start_worker(processes, env, tmp_path / "second.log")
+    spawn(processes, env, "workers/money_transfer.py", log=tmp_path / "second.log")
 
     async def finish() -> tuple[Any, list[dict[str, Any]]]:
         async with await Client.connect() as client:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import subprocess
 import sys
 import time
@@ -26,11 +25,11 @@ from orchestrator.probes import Health
 from orchestrator.queue_metrics import QueueCollector
 
 import defs
-from helpers import eventually, run, running_worker
+from helpers import eventually, free_port, returning, run, running_worker, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUE = "observed"
-CLI = [sys.executable, "-m", "orchestrator.cli"]
+CLI = ["-m", "orchestrator.cli"]
 
 
 @workflow.defn(name="TimesOut")
@@ -42,12 +41,6 @@ async def times_out() -> str:
         start_to_close_timeout=0.3,
         retry_policy=RetryPolicy(maximum_attempts=2, initial_interval=0.1),
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def get(port: int, path: str) -> tuple[int, str]:
@@ -100,8 +93,8 @@ def test_worker_metrics_match_what_happened(url: str) -> None:
                 max_concurrent_activities=7,
             ) as worker,
         ):
-            port = await eventually(lambda: _async(worker.metrics_port))
-            await eventually(lambda: _async(get(port, "/readyz")[0] == 200))
+            port = await eventually(lambda: returning(worker.metrics_port))
+            await eventually(lambda: returning(get(port, "/readyz")[0] == 200))
             for name, args in [("Hello", ["x"]), ("Retries", [0.05]), ("Unhandled", ["boom"])]:
                 handle = await client.start_workflow(
                     name, *args, id=f"m-{uuid.uuid4().hex[:6]}", task_queue=QUEUE
@@ -112,12 +105,12 @@ def test_worker_metrics_match_what_happened(url: str) -> None:
             # A run terminated while its activity runs refuses the activity's result.
             handle = await client.start_workflow("Gated", ["g"], id="m-late", task_queue=QUEUE)
             redis_ = redis.Redis.from_url(url)
-            await eventually(lambda: _async(redis_.get("started:g")))
+            await eventually(lambda: returning(redis_.get("started:g")))
             await handle.terminate("no longer needed")
             redis_.set("gate:g", 1)
             late = "orchestrator_late_results_refused_total"
             await eventually(
-                lambda: _async(scrape(port).value(late, task_kind="activity") == 1), within=10
+                lambda: returning(scrape(port).value(late, task_kind="activity") == 1), within=10
             )
             redis_.close()
 
@@ -158,10 +151,6 @@ def test_worker_metrics_match_what_happened(url: str) -> None:
     run(main())
 
 
-async def _async(value: Any) -> Any:
-    return value
-
-
 async def _settle(handle: Any) -> None:
     # A failing workflow is part of what the metrics must show.
     with contextlib.suppress(WorkflowFailureError):
@@ -196,7 +185,7 @@ def test_exporter_reports_backlog_timers_and_run_counters(url: str) -> None:
                     await client.get_workflow_handle(f"b-{i}").result(timeout=20)
                 await client.start_workflow("Sleeper", 60, id="sleepy", task_queue="idle-queue")
                 await eventually(
-                    lambda: _async(
+                    lambda: returning(
                         Scrape(_render(collector)).value(
                             "orchestrator_timers_waiting_by_kind", kind="timer"
                         )
@@ -240,37 +229,9 @@ def test_worker_and_exporter_processes_serve_http(
     worker_port, exporter_port = free_port(), free_port()
     common = ["--metrics-host", "127.0.0.1", "--log-format", "json"]
     worker_log = tmp_path / "worker.log"
-    with open(worker_log, "w") as log:
-        processes.append(
-            subprocess.Popen(
-                [
-                    *CLI,
-                    "worker",
-                    "run",
-                    "workers/hello_world.py",
-                    "-q",
-                    "hello-world",
-                    *common,
-                    "--metrics-port",
-                    str(worker_port),
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        )
-        processes.append(
-            subprocess.Popen(
-                [*CLI, "metrics", "serve", "--port", str(exporter_port), *common],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                text=True,
-            )
-        )
+    worker_args = ["worker", "run", "workers/hello_world.py", "-q", "hello-world", *common]
+    spawn(processes, env, *CLI, *worker_args, "--metrics-port", str(worker_port), log=worker_log)
+    spawn(processes, env, *CLI, "metrics", "serve", "--port", str(exporter_port), *common)
     _wait_http(worker_port, "/readyz")
     _wait_http(exporter_port, "/readyz")
     started = subprocess.run(
@@ -373,7 +334,7 @@ def test_worker_with_queue_metrics_serves_the_exporter_gauges_too(url: str) -> N
                 queue_metrics=True,
             ) as worker,
         ):
-            port = await eventually(lambda: _async(worker.metrics_port))
+            port = await eventually(lambda: returning(worker.metrics_port))
             handle = await client.start_workflow("Hello", "x", id="g", task_queue="with-gauges")
             await handle.result(timeout=20)
             page = scrape(port)

@@ -17,31 +17,10 @@ import redis
 from orchestrator import Client
 from orchestrator.devserver import EmbeddedRedis
 
-from helpers import events_of, eventually, run, running_worker
+from helpers import events_of, eventually, run, running_worker, spawn, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
-
-
-def spawn(
-    processes: list[subprocess.Popen[str]], env: dict[str, str], *argv: str, log: Path | None = None
-) -> subprocess.Popen[str]:
-    out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(
-        [sys.executable, *argv], cwd=ROOT, env=env, text=True, stdout=out, stderr=subprocess.STDOUT
-    )
-    processes.append(proc)
-    return proc
-
-
-def wait_until(check: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def test_hello_world_samples_across_processes(

@@ -19,28 +19,12 @@ import pytest
 
 from orchestrator import Client
 
-from helpers import run
+from helpers import run, spawn
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_ID = r"[0-9a-f-]{36}"
-
-
-def start_worker(
-    processes: list[subprocess.Popen[str]], env: dict[str, str], sample: str, log: Path
-) -> subprocess.Popen[str]:
-    with open(log, "w") as out:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen(
-            [sys.executable, f"workers/{sample}.py"],
-            cwd=ROOT,
-            env=env,
-            text=True,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    processes.append(proc)
-    return proc
 
 
 def run_starter(env: dict[str, str], sample: str) -> list[str]:
@@ -74,7 +58,7 @@ def wait_for_text(path: Path, text: str, timeout: float = 20.0) -> None:
 
 
 def test_signals_sample(env: dict[str, str], processes: list[Any], tmp_path: Path) -> None:
-    worker = start_worker(processes, env, "signals", tmp_path / "worker.log")
+    worker = spawn(processes, env, "workers/signals.py", log=tmp_path / "worker.log")
     lines = run_starter(env, "signals")
 
     # Three orders, in the order the starter handles them: approved, rejected, expired.
@@ -98,7 +82,7 @@ def test_timers_sample_survives_a_worker_killed_during_the_sleep(
     env: dict[str, str], processes: list[Any], tmp_path: Path
 ) -> None:
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
-    first = start_worker(processes, env, "timers", first_log)
+    first = spawn(processes, env, "workers/timers.py", log=first_log)
     starter = subprocess.Popen(
         [sys.executable, "starters/timers.py"],
         cwd=ROOT,
@@ -112,7 +96,7 @@ def test_timers_sample_survives_a_worker_killed_during_the_sleep(
         wait_for_text(first_log, "timer started (2.000 s)")
         first.kill()
         first.wait(timeout=10)
-        second = start_worker(processes, env, "timers", second_log)
+        second = spawn(processes, env, "workers/timers.py", log=second_log)
         out, err = starter.communicate(timeout=60)
     finally:
         if starter.poll() is None:
@@ -149,7 +133,7 @@ def test_timers_sample_survives_a_worker_killed_during_the_sleep(
 
 
 def test_children_sample(env: dict[str, str], processes: list[Any], tmp_path: Path) -> None:
-    worker = start_worker(processes, env, "children", tmp_path / "worker.log")
+    worker = spawn(processes, env, "workers/children.py", log=tmp_path / "worker.log")
     lines = run_starter(env, "children")
     assert len(lines) == 7, lines
 
@@ -191,7 +175,7 @@ def test_children_sample(env: dict[str, str], processes: list[Any], tmp_path: Pa
 
 def test_cancellation_sample(env: dict[str, str], processes: list[Any], tmp_path: Path) -> None:
     log = tmp_path / "worker.log"
-    worker = start_worker(processes, env, "cancellation", log)
+    worker = spawn(processes, env, "workers/cancellation.py", log=log)
     lines = run_starter(env, "cancellation")
     assert len(lines) == 5, lines
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,7 +19,7 @@ import redis
 from orchestrator import Client
 from orchestrator.keys import CONSUMER_GROUP, Keys
 
-from helpers import events_of, run
+from helpers import events_of, run, spawn, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -28,32 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKER = "tests/scale_worker.py"
 STARTED, COMPLETED = "scale:started", "scale:completed"
 STARTED_BY, COMPLETED_BY = "scale:started_by:", "scale:completed_by:"
-
-
-def spawn_worker(
-    processes: list[subprocess.Popen[str]], env: dict[str, str], log: Path, *argv: str
-) -> subprocess.Popen[str]:
-    out = open(log, "w")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(
-        [sys.executable, WORKER, *argv],
-        cwd=ROOT,
-        env=env,
-        text=True,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
-    processes.append(proc)
-    return proc
-
-
-def wait_until(check: Any, timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not met within {timeout} s")
 
 
 def stop(proc: subprocess.Popen[str], timeout: float = 20.0) -> int:
@@ -124,7 +97,7 @@ def test_backlog_is_shared_by_four_worker_processes(
 
     options = ["--max-activities", "20", "--max-workflow-tasks", "20", "--log-level", "WARNING"]
     workers = [
-        spawn_worker(processes, env, tmp_path / f"worker-{i}.log", queue, *options)
+        spawn(processes, env, WORKER, queue, *options, log=tmp_path / f"worker-{i}.log")
         for i in range(4)
     ]
     began = time.monotonic()
@@ -181,17 +154,16 @@ def test_sigterm_hands_work_back_at_once(
     ids = [f"handback-{i}" for i in range(n)]
     run(start_all(redis_url, queue, ids, parallel, sequential))
 
-    worker_a = spawn_worker(
-        processes,
-        env,
-        tmp_path / "a.log",
-        *[queue, "--max-activities", "2", "--grace", str(grace), "--sleep", "10"],
-    )
+    worker_a = spawn(
+        processes, env, WORKER, queue, "--max-activities", "2", "--grace", str(grace),
+        "--sleep", "10", log=tmp_path / "a.log",
+    )  # fmt: skip
     a_started = f"{STARTED_BY}{worker_a.pid}"
     wait_until(lambda: r.llen(a_started) == 2, what="A busy with 2 activities")
-    worker_b = spawn_worker(
-        processes, env, tmp_path / "b.log", queue, "--max-activities", "4", "--sleep", "0.2"
-    )
+    worker_b = spawn(
+        processes, env, WORKER, queue, "--max-activities", "4", "--sleep", "0.2",
+        log=tmp_path / "b.log",
+    )  # fmt: skip
     wait_until(lambda: r.llen(f"{COMPLETED_BY}{worker_b.pid}") > 0, what="B working")
     in_flight = set(r.lrange(a_started, 0, -1))
     assert len(in_flight) == 2
