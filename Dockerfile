@@ -50,8 +50,9 @@ COPY starters/ ./starters/
 # Numeric, so that Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
 
-# /metrics, /healthz and /readyz (ORCHESTRATOR_METRICS_PORT).
+# /metrics, /healthz and /readyz, served when ORCHESTRATOR_METRICS_PORT is set.
+ENV ORCHESTRATOR_METRICS_PORT=9464
 EXPOSE 9464
 
 ENTRYPOINT ["orchestrator"]
-CMD ["worker", "run", "workers/hello_world.py"]
+CMD ["worker", "run", "workers/hello_world.py", "--task-queue", "hello-world"]

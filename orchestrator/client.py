@@ -150,9 +150,15 @@ class Client:
 
     @classmethod
     async def connect(
-        cls, url: str | None = None, *, namespace: str = "default", shards: int | None = None
+        cls,
+        url: str | None = None,
+        *,
+        namespace: str = "default",
+        shards: int | None = None,
+        wait: float = 0.0,
     ) -> Client:
-        redis = await connect(url)
+        """Connect to Redis; with ``wait``, keep trying an unreachable server that long."""
+        redis = await connect(url, wait=wait)
         try:
             return cls(redis, await namespace_keys(redis, namespace, shards), url)
         except BaseException:
@@ -270,6 +276,7 @@ class Client:
                     k.visibility_by_queue(k.shard_of(wid), task_queue),
                     k.visibility_by_status(k.shard_of(wid), "TERMINATED"),
                     k.stats(k.shard_of(wid)),
+                    k.started_queues(k.shard_of(wid)),
                 ],
                 [
                     wid,

@@ -24,6 +24,7 @@ Layout (``ns`` is the namespace, ``{s}`` the hash tag of a shard):
     ns:query:<request id>          list    the answer to one query, read once
     ns:workers:<task queue>        zset    worker ids by last heartbeat (ms)
     ns:task_queues                 set     task queues that have had a worker
+    ns:{s}:task_queues             set     task queues runs were started on
     ns:{sched}:schedules           zset    schedule ids, scored by when a driver must look
     ns:{sched}:schedule:<id>       hash    a schedule's spec, action, policies and state
     ns:{sched}:schedule:<id>:recent
@@ -139,6 +140,11 @@ class Keys:
     def task_queues(self) -> str:
         """Every task queue a worker has served, so the exporter finds them without a scan."""
         return f"{self.namespace}:task_queues"
+
+    def started_queues(self, shard: int) -> str:
+        """Task queues runs of the shard were started on, so the exporter sees a backlog
+        on a queue no worker ever served (a typo, a worker that never came up)."""
+        return f"{self._base(shard)}:task_queues"
 
     def workers(self, task_queue: str) -> str:
         """Workers of a task queue, scored by their last heartbeat (ms)."""

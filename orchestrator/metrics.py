@@ -55,6 +55,8 @@ LATENCY_BUCKETS = (
 WORKFLOW_BUCKETS = (*LATENCY_BUCKETS, 4 * 3600.0, 12 * 3600.0, 86400.0, 7 * 86400.0)
 
 QUEUE_LABELS = ("namespace", "task_queue")
+# The workflow_type label of runs whose type the reporting worker does not run.
+UNREGISTERED = "unregistered"
 
 
 class ActivityOutcome:
@@ -72,6 +74,7 @@ DECLARED_ACTIVITY_OUTCOMES = (
     ActivityOutcome.FAILED,
     ActivityOutcome.TIMED_OUT,
     ActivityOutcome.CANCELLED,
+    ActivityOutcome.ASYNC,
 )
 
 
@@ -84,7 +87,12 @@ class WorkflowTaskOutcome:
     TIMED_OUT = "timed_out"
 
 
-DECLARED_WORKFLOW_TASK_OUTCOMES = (WorkflowTaskOutcome.COMPLETED, WorkflowTaskOutcome.FAILED)
+DECLARED_WORKFLOW_TASK_OUTCOMES = (
+    WorkflowTaskOutcome.COMPLETED,
+    WorkflowTaskOutcome.FAILED,
+    WorkflowTaskOutcome.SUPERSEDED,
+    WorkflowTaskOutcome.TIMED_OUT,
+)
 
 
 @dataclass(frozen=True, slots=True)

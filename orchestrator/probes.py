@@ -19,6 +19,8 @@ from urllib.parse import urlparse
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import MetricsHandler
 
+from . import connection
+
 logger = logging.getLogger(__name__)
 
 Verdict = tuple[bool, str]
@@ -28,17 +30,24 @@ class Health:
     """Liveness and readiness, from what the process's loops report as they go.
 
     Live: every watched loop finished a step within ``stale_after`` seconds, or is
-    waiting by design (all its execution slots are busy). Ready: the process got an
-    answer from Redis within ``ready_within`` seconds, has done its setup (scripts
-    loaded), and is not shutting down.
+    waiting by design: for a free execution slot, or for Redis to come back. A
+    restart cures neither, and restarting every worker during a Redis outage would
+    only add to it. Ready: setup done (scripts loaded), Redis answering (its calls
+    are not failing), and not shutting down.
+
+    ``redis_down`` tells since when (monotonic) calls to Redis have been failing, or
+    None while they get through.
     """
 
-    def __init__(self, stale_after: float = 60.0, ready_within: float = 15.0) -> None:
+    def __init__(
+        self,
+        stale_after: float = 60.0,
+        redis_down: Callable[[], float | None] = lambda: connection.stats.failing_since,
+    ) -> None:
         self.stale_after = stale_after
-        self.ready_within = ready_within
+        self.redis_down = redis_down
         self._watched: dict[str, float] = {}
         self._waiting: set[str] = set()
-        self._redis_at: float | None = None
         self._prepared = False
         self._stopping = False
 
@@ -46,12 +55,10 @@ class Health:
         self._watched.setdefault(name, time.monotonic())
 
     def beat(self, name: str) -> None:
-        """``name`` finished a step; with Redis involved, so Redis answered too."""
-        now = time.monotonic()
+        """``name`` finished a step."""
         if name in self._watched:
-            self._watched[name] = now
+            self._watched[name] = time.monotonic()
             self._waiting.discard(name)
-        self._redis_at = now
 
     def waiting(self, name: str) -> None:
         """``name`` waits for a free slot: slow work, not a stuck loop."""
@@ -59,13 +66,15 @@ class Health:
 
     def prepared(self) -> None:
         self._prepared = True
-        self._redis_at = time.monotonic()
 
     def stopping(self) -> None:
         self._stopping = True
 
     def live(self) -> Verdict:
         now = time.monotonic()
+        down_since = self.redis_down()
+        if down_since is not None:
+            return True, f"waiting for Redis (unreachable for {now - down_since:.0f} s)"
         stale = [
             f"{name} ({now - at:.0f} s)"
             for name, at in sorted(self._watched.items())
@@ -80,8 +89,9 @@ class Health:
             return False, "shutting down"
         if not self._prepared:
             return False, "starting: scripts not loaded yet"
-        if self._redis_at is None or time.monotonic() - self._redis_at > self.ready_within:
-            return False, f"no answer from Redis in the last {self.ready_within:.0f} s"
+        down_since = self.redis_down()
+        if down_since is not None:
+            return False, f"Redis unreachable for {time.monotonic() - down_since:.0f} s"
         return True, "ok"
 
 

@@ -75,6 +75,7 @@ class QueueCollector(Collector):
         self._shards = dict(shards or {})
         self.timer_scan_limit = timer_scan_limit
         self.last_success: float | None = None
+        self._unknown: set[str] = set()
 
     @classmethod
     def from_client(cls, client: Client) -> QueueCollector:
@@ -121,18 +122,30 @@ class QueueCollector(Collector):
                 for ns in missing:
                     pipe.hget(Keys(ns).meta(), "shards")
                 for ns, shards in zip(missing, pipe.execute(), strict=True):
-                    if shards is not None:  # unknown until a client or worker first connects
+                    if shards is not None:
                         self._shards[ns] = int(shards)
+                    elif ns not in self._unknown:
+                        # No client or worker has used it: a typo, or the wrong database.
+                        self._unknown.add(ns)
+                        logger.warning("namespace %r is unknown to this Redis so far", ns)
         return [Keys(ns, self._shards.get(ns, 1)) for ns in self.namespaces]
 
     def _queues(self, all_keys: list[Keys]) -> dict[str, list[str]]:
+        """Queues workers served, queues runs were started on, and those asked for."""
+        # One SMEMBERS per set, not SUNION: the sets live on different cluster slots.
+        sets = {
+            keys.namespace: [keys.task_queues()]
+            + [keys.started_queues(shard) for shard in range(keys.shards)]
+            for keys in all_keys
+        }
         with self.redis.pipeline(transaction=False) as pipe:
-            for keys in all_keys:
-                pipe.smembers(keys.task_queues())
-            found = pipe.execute()
+            for names in sets.values():
+                for name in names:
+                    pipe.smembers(name)
+            found = iter(pipe.execute())
         return {
-            keys.namespace: sorted(set(members) | set(self.task_queues))
-            for keys, members in zip(all_keys, found, strict=True)
+            ns: sorted(set(self.task_queues).union(*(next(found) for _ in names)))
+            for ns, names in sets.items()
         }
 
     def _collect(self) -> Iterator[Any]:
@@ -292,7 +305,10 @@ def _stream_families(streams: list[_Stream], replies: list[Any], now_ms: int) ->
         )
         in_pel = _int(group.get("pending")) if group else 0
         row[0] += _int(length)
-        row[1] += _lag(group, _int(length), in_pel)
+        # Entries leave the stream when their attempt starts, so what remains is either
+        # pending (delivered, not started) or not yet delivered. Counted here rather than
+        # read from XINFO GROUPS, whose lag some Redis releases get wrong after deletions.
+        row[1] += max(0, _int(length) - in_pel)
         row[2] += in_pel
         if first and not isinstance(first, Exception):
             row[3] = max(row[3], (now_ms - _entry_ms(first[0][0])) / 1000)
@@ -305,16 +321,6 @@ def _stream_families(streams: list[_Stream], replies: list[Any], now_ms: int) ->
         oldest.add_metric(list(labels), max(0.0, age))
         oldest_pending.add_metric(list(labels), max(0.0, pending_age))
     yield from (backlog, lag, pending, oldest, oldest_pending)
-
-
-def _lag(group: dict[str, Any] | None, length: int, pending: int) -> int:
-    if group is None:
-        return length  # no worker has created the group yet: nothing was delivered
-    if group.get("lag") is None:
-        # Redis cannot tell once entries newer than the last delivery were deleted;
-        # workers delete only entries they started, so this is a fallback, not the rule.
-        return max(0, length - pending)
-    return int(group["lag"])
 
 
 def _group(groups: Any) -> dict[str, Any] | None:

@@ -31,7 +31,7 @@ from .client import Client, check_name
 from .connection import with_retry
 from .errors import ConfigurationError
 from .keys import CONSUMER_GROUP
-from .metrics import ActivityOutcome, WorkerMetrics, WorkflowTaskOutcome
+from .metrics import UNREGISTERED, ActivityOutcome, WorkerMetrics, WorkflowTaskOutcome
 from .probes import Health, ProbeServer
 from .schedules import ScheduleDriver
 from .timers import Timer
@@ -44,6 +44,8 @@ Handler = Callable[[str, str, Mapping[str, str]], Awaitable[None]]
 TIMER_BATCH = 200
 HEARTBEAT_INTERVAL = 5.0
 WORKER_FORGOTTEN_AFTER_MS = 24 * 3600 * 1000
+DEAD_CONSUMER_IDLE_MS = 3600 * 1000
+CONSUMER_SWEEP_INTERVAL = 600.0
 
 
 class _Slots:
@@ -164,6 +166,7 @@ class Worker:
         self._metrics_address = (metrics_host, metrics_port)
         self._queue_metrics = queue_metrics
         self._probes: ProbeServer | None = None
+        self._next_consumer_sweep = 0.0
         self.graceful_shutdown_timeout = graceful_shutdown_timeout
         self.reclaim_idle = reclaim_idle
         self.poll_block = poll_block
@@ -345,9 +348,24 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         self._activities.close()
-        with contextlib.suppress(Exception):  # best effort: it is forgotten in a day anyway
+        with contextlib.suppress(Exception):  # best effort: both are cleaned up later anyway
             await self.client.redis.zrem(self.client.keys.workers(self.task_queue), self.identity)
+            await self._leave_groups()
         logger.info("worker stopped", extra={"fields": self.ctx.fields()})
+
+    async def _leave_groups(self) -> None:
+        """Remove this worker from the consumer groups it read, if it holds no entry there.
+
+        Otherwise every pod an autoscaler ever ran would stay listed in each group.
+        Deleting a consumer drops its pending entries, so one that still holds some
+        (read but not started) stays, for another worker to reclaim.
+        """
+        streams = self._wft_streams() + self._act_streams() + self._query_streams()
+        calls = [
+            (scripts.CONSUMER_LEAVE, [stream], [CONSUMER_GROUP, self.identity])
+            for stream in streams
+        ]
+        await scripts.run_pipeline(self.client.redis, calls)
 
     # -- pulling tasks -------------------------------------------------------------
 
@@ -470,9 +488,15 @@ class Worker:
         if outcome in ("GONE", "STALE"):
             return
         self._count_timer(timer, result)
+        # The timer's own task queue, not this worker's: any worker fires any timer.
         fields = self.ctx.fields(
-            workflow_id=timer.workflow_id, run_id=timer.run_id, seq=timer.seq or None
+            task_queue=timer.activity_queue or timer.workflow_queue or self.task_queue,
+            workflow_id=timer.workflow_id,
+            run_id=timer.run_id,
+            seq=timer.seq or None,
         )
+        if outcome in ("RETRY", "TIMED_OUT") and len(result) > 1:
+            fields["activity_type"] = result[-1]
         messages = {
             ("stc", "RETRY"): "activity attempt timed out (start-to-close); retry scheduled",
             ("stc", "TIMED_OUT"): "activity timed out for good (start-to-close)",
@@ -498,8 +522,12 @@ class Worker:
             if outcome == "RETRY":
                 m.activity_retry_scheduled(activity_type, task_queue=queue)
         elif timer.kind == "wft_timeout" and outcome == "OK":
+            known = str(result[2]) in self._workflows.workflows
             m.workflow_task_ended(
-                str(result[2]), WorkflowTaskOutcome.TIMED_OUT, None, task_queue=timer.workflow_queue
+                str(result[2]) if known else UNREGISTERED,
+                WorkflowTaskOutcome.TIMED_OUT,
+                None,
+                task_queue=timer.workflow_queue,
             )
 
     async def _heartbeat(self) -> None:
@@ -530,6 +558,19 @@ class Worker:
         for stream, slots, handler in self._reclaim_sources():
             if not self._stop.is_set() and slots.free > 0:
                 await self._reclaim_stream(stream, slots, handler)
+        if time.monotonic() >= self._next_consumer_sweep:
+            self._next_consumer_sweep = time.monotonic() + CONSUMER_SWEEP_INTERVAL
+            for stream, _, _ in self._reclaim_sources():
+                await self._forget_dead_consumers(stream)
+
+    async def _forget_dead_consumers(self, stream: str) -> None:
+        """Drop consumers that hold nothing and have not read for an hour: workers that
+        died without leaving the group (a live worker reads every second)."""
+        redis_ = self.client.redis
+        for consumer in await redis_.xinfo_consumers(stream, CONSUMER_GROUP):
+            if consumer["pending"] == 0 and consumer["idle"] > DEAD_CONSUMER_IDLE_MS:
+                # Checked again inside the script: it may have read since.
+                await scripts.CONSUMER_LEAVE(redis_, [stream], [CONSUMER_GROUP, consumer["name"]])
 
     def _reclaim_sources(self) -> list[tuple[str, _Slots, Handler]]:
         sources: list[tuple[str, _Slots, Handler]] = []

@@ -30,7 +30,7 @@ from .connection import with_retry
 from .converter import dumps, failure_from_exception
 from .errors import WorkflowTaskError
 from .keys import CONSUMER_GROUP, Keys
-from .metrics import WorkflowTaskOutcome
+from .metrics import UNREGISTERED, WorkflowTaskOutcome
 from .runtime import WorkflowInstance
 from .timers import Timer
 from .workflow import WorkflowDefinition, WorkflowInfo
@@ -74,7 +74,7 @@ class WorkflowTaskRunner:
         queued_ms = int(entry_id.split("-", 1)[0])
         self.ctx.metrics.workflow_task_started((start_ms - queued_ms) / 1000, cached is not None)
         log_fields = self.ctx.fields(workflow_id=workflow_id, run_id=run_id, attempt=attempt)
-        workflow_type = cached.info.workflow_type if cached else _workflow_type(events)
+        workflow_type = cached.info.workflow_type if cached else self._metric_type(events)
         try:
             instance = cached or self._new_instance(workflow_id, run_id, events)
             log_fields["workflow_type"] = workflow_type
@@ -85,6 +85,12 @@ class WorkflowTaskRunner:
             return
         outcome = await self._complete(entry_id, instance, commands, log_fields)
         self._ended(workflow_type, outcome, began)
+
+    def _metric_type(self, events: list[history.Event]) -> str:
+        """The run's type as a metric label: any client may start any type name, so
+        names this worker does not run share one label instead of one series each."""
+        workflow_type = _workflow_type(events)
+        return workflow_type if workflow_type in self.workflows else UNREGISTERED
 
     def _ended(self, workflow_type: str, outcome: str | None, began: float) -> None:
         """Record how a workflow task ended (None: its completion was refused)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from orchestrator import Client, Worker
+from orchestrator.devserver import free_port as free_port  # re-exported for the tests
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,10 +90,3 @@ def spawn(
         )
     processes.append(proc)
     return proc
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

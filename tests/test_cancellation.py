@@ -79,17 +79,32 @@ def test_cancel_during_a_heartbeating_activity(url: str, wait: bool) -> None:
     run(main())
 
 
-def test_cancelling_an_unstarted_activity_removes_its_task(url: str) -> None:
+def test_cancelling_an_unstarted_activity_leaves_its_task_for_a_worker_to_drop(url: str) -> None:
+    """The queued entry is not deleted unread: that would corrupt the group's lag, which
+    autoscalers read. The first worker to read it drops it, and the lag is 0 again."""
+
     async def main() -> None:
-        async with await Client.connect(url) as client, running_worker(client, **OPTIONS):
-            handle = await client.start_workflow("CancelUnstarted", id="cu", task_queue="cancel")
-            assert await handle.result(timeout=20) == "cancelled"
+        async with await Client.connect(url) as client:
+            stream = client.keys.activity_tasks("nowhere", 0)
+            await client.redis.xgroup_create(stream, "workers", id="0", mkstream=True)
+            async with running_worker(client, **OPTIONS):
+                handle = await client.start_workflow(
+                    "CancelUnstarted", id="cu", task_queue="cancel"
+                )
+                assert await handle.result(timeout=20) == "cancelled"
             history = await handle.history()
             assert len(events_of(history, "ActivityTaskCanceled")) == 1
-            stream = client.keys.activity_tasks("nowhere", 0)
-            assert await client.redis.xlen(stream) == 0
+            assert await client.redis.xlen(stream) == 1
+            async with running_worker(client, task_queue="nowhere", activities=[defs.greet]):
+                await eventually(lambda: _drained(client, stream))
+            assert len(await handle.history()) == len(history)  # nothing ran, nothing new
 
     run(main())
+
+
+async def _drained(client: Client, stream: str) -> bool:
+    [group] = await client.redis.xinfo_groups(stream)
+    return await client.redis.xlen(stream) == 0 and group["lag"] == 0 and group["pending"] == 0
 
 
 def test_schedule_to_start_timeout(url: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import subprocess
 import time
 from collections.abc import Iterator
@@ -120,5 +121,66 @@ def test_shard_count_must_match_the_namespace(redis_url: str) -> None:
             assert client.keys.shards == 4
         with pytest.raises(ConfigurationError, match="4 shard"):
             await Client.connect(redis_url, namespace="sharded", shards=2)
+
+    run(main())
+
+
+def test_password_from_the_environment(
+    password_server: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_REDIS_PASSWORD", "s3cret")
+
+    async def main() -> None:
+        async with await Client.connect(f"redis://127.0.0.1:{password_server}/0") as client:
+            assert await client.redis.ping()
+
+    run(main())
+
+
+def test_a_password_that_breaks_the_url_is_not_quoted_back() -> None:
+    async def main() -> None:
+        with pytest.raises(ConfigurationError, match="percent-encoded") as info:
+            await Client.connect("redis://:s3cr/t@pw#1@127.0.0.1:6390/0")
+        assert "s3cr" not in str(info.value)
+
+    run(main())
+
+
+def test_connect_waits_for_a_redis_that_comes_up(redis_server_binary: str, tmp_path: Path) -> None:
+    port = free_port()
+
+    def start_later() -> subprocess.Popen[bytes]:
+        time.sleep(1.0)
+        return subprocess.Popen(
+            [
+                redis_server_binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(tmp_path),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+
+    async def main() -> None:
+        with pytest.raises(RedisUnavailableError, match="cannot reach Redis"):
+            began = time.monotonic()
+            await Client.connect(f"redis://127.0.0.1:{port}/0", wait=0.5)
+        assert time.monotonic() - began >= 0.5
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        server = pool.submit(start_later)
+        try:
+            async with await Client.connect(f"redis://127.0.0.1:{port}/0", wait=20) as client:
+                assert await client.redis.ping()
+        finally:
+            server.result().terminate()
+            server.result().wait(timeout=10)
+            pool.shutdown()
 
     run(main())

@@ -163,7 +163,8 @@ def test_exporter_reports_backlog_timers_and_run_counters(url: str) -> None:
             for i in range(3):
                 await client.start_workflow("Hello", "x", id=f"b-{i}", task_queue="idle-queue")
             client_sync = redis.Redis.from_url(url, decode_responses=True)
-            collector = QueueCollector(client_sync, ["default"], task_queues=["idle-queue"])
+            # No worker ever served idle-queue: the exporter finds it from the runs started.
+            collector = QueueCollector(client_sync, ["default"])
             await asyncio.sleep(0.05)  # the oldest task's age must be above 0
             page = Scrape(_render(collector))
             q = {"namespace": "default", "task_queue": "idle-queue", "task_kind": "workflow"}
@@ -286,7 +287,8 @@ def _wait_http(port: int, path: str, timeout: float = 20.0) -> None:
 
 
 def test_health_judges_loops_and_readiness() -> None:
-    health = Health(stale_after=0.05, ready_within=10)
+    down: list[float] = []
+    health = Health(stale_after=0.05, redis_down=lambda: down[0] if down else None)
     assert health.ready() == (False, "starting: scripts not loaded yet")
     health.watch("activity poll")
     health.prepared()
@@ -297,7 +299,14 @@ def test_health_judges_loops_and_readiness() -> None:
     health.waiting("activity poll")  # every slot busy: slow work, not a stuck loop
     assert health.live()[0]
     health.beat("activity poll")
-    assert health.live()[0]
+    time.sleep(0.1)
+    down.append(time.monotonic())  # Redis unreachable: a restart would not help
+    ok, reason = health.live()
+    assert ok and reason.startswith("waiting for Redis")
+    ok, reason = health.ready()
+    assert not ok and reason.startswith("Redis unreachable")
+    down.clear()
+    assert not health.live()[0] and health.ready()[0]
     health.stopping()
     assert health.ready() == (False, "shutting down")
 
@@ -344,3 +353,43 @@ def test_worker_with_queue_metrics_serves_the_exporter_gauges_too(url: str) -> N
             assert "orchestrator_task_queue_backlog" in page.families
 
     run(main())
+
+
+def test_unregistered_types_share_one_label_and_workers_leave_their_groups(url: str) -> None:
+    """A client may start any type name: the worker's metrics must not grow with them.
+    A stopped worker removes itself from the consumer groups it read."""
+    registry = CollectorRegistry()
+
+    async def main() -> None:
+        async with await Client.connect(url) as client:
+            async with running_worker(
+                client,
+                task_queue=QUEUE,
+                workflows=defs.ALL_WORKFLOWS,
+                activities=defs.ALL_ACTIVITIES,
+                metrics_registry=registry,
+                metrics_port=0,
+                metrics_host="127.0.0.1",
+            ) as worker:
+                port = await eventually(lambda: returning(worker.metrics_port))
+                for i in range(3):
+                    await client.start_workflow(f"Bogus-{i}", id=f"bogus-{i}", task_queue=QUEUE)
+                tasks = "orchestrator_workflow_tasks_total"
+                await eventually(
+                    lambda: returning(
+                        scrape(port).value(tasks, workflow_type="unregistered", outcome="failed")
+                        >= 3
+                    )
+                )
+                assert not any("Bogus" in name for name in _label_values(scrape(port)))
+            for stream in (
+                client.keys.workflow_tasks(QUEUE, 0),
+                client.keys.activity_tasks(QUEUE, 0),
+            ):
+                assert await client.redis.xinfo_consumers(stream, "workers") == []
+
+    run(main())
+
+
+def _label_values(page: Scrape) -> set[str]:
+    return {v for f in page.families.values() for s in f.samples for v in s.labels.values()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from typing import Annotated
 
 import typer
@@ -21,7 +22,15 @@ from ..connection import TRANSIENT, connect_sync, redis_url, safe_url
 from ..errors import ConfigurationError
 from ..probes import Health, ProbeServer
 from ..queue_metrics import QueueCollector
-from .options import LogFormatOption, LogLevel, LogLevelOption, MetricsHost, Namespace, RedisUrl
+from .options import (
+    ConnectTimeout,
+    LogFormatOption,
+    LogLevel,
+    LogLevelOption,
+    MetricsHost,
+    Namespace,
+    RedisUrl,
+)
 from .reporting import reported_errors
 
 logger = logging.getLogger(__name__)
@@ -29,6 +38,7 @@ logger = logging.getLogger(__name__)
 metrics_app = typer.Typer(help="Serve Prometheus metrics.", no_args_is_help=True)
 
 PING_INTERVAL = 5.0
+SCRAPE_SOCKET_TIMEOUT = 5.0
 
 
 @metrics_app.command("serve")
@@ -67,17 +77,21 @@ def metrics_serve(
     log_format: LogFormatOption = logs.LogFormat.TEXT,
     url: RedisUrl = None,
     namespace: Namespace = "default",
+    connect_timeout: ConnectTimeout = 60.0,
 ) -> None:
     """Serve the namespace's queue gauges on /metrics (with /healthz and /readyz) until Ctrl-C."""
     logs.configure(log_level.value, log_format)
     with reported_errors():
-        client = connect_sync(url)
+        # A short socket timeout: a scrape reports a hung Redis as down (redis_up 0) in
+        # well under Prometheus' scrape timeout, instead of timing the scrape out.
+        client = connect_sync(url, socket_timeout=SCRAPE_SOCKET_TIMEOUT, wait=connect_timeout)
         collector = QueueCollector(
             client, [namespace], task_queues=task_queue or (), timer_scan_limit=timer_scan_limit
         )
         registry = CollectorRegistry(auto_describe=False)
         registry.register(collector)
-        health = Health()
+        down = _Outage()
+        health = Health(redis_down=lambda: down.since)
         try:
             server = ProbeServer(registry, health, host, port)
         except OSError as exc:
@@ -88,16 +102,27 @@ def metrics_serve(
     logger.info("exporting namespace %r of %s", namespace, safe_url(redis_url(url)))
     health.prepared()
     with server:
-        _keep_pinging(client, health, stop)
+        _keep_pinging(client, down, stop)
     health.stopping()
     client.close()
 
 
-def _keep_pinging(client: Redis, health: Health, stop: threading.Event) -> None:
+class _Outage:
+    """Since when (monotonic) Redis has not answered the exporter's pings, or None."""
+
+    since: float | None = None
+
+
+def _keep_pinging(client: Redis, down: _Outage, stop: threading.Event) -> None:
     """Tell readiness whether Redis answers, between scrapes, until asked to stop."""
     while not stop.wait(PING_INTERVAL):
         try:
             client.ping()
-            health.beat("redis")
         except TRANSIENT as exc:
-            logger.warning("Redis does not answer: %s", exc)
+            if down.since is None:
+                down.since = time.monotonic()
+                logger.warning("Redis does not answer: %s", exc)
+            continue
+        if down.since is not None:
+            logger.warning("Redis answers again after %.0f s", time.monotonic() - down.since)
+            down.since = None

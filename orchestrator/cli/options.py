@@ -37,6 +37,16 @@ RedisUrl = Annotated[
         rich_help_panel=CONNECTION,
     ),
 ]
+ConnectTimeout = Annotated[
+    float,
+    typer.Option(
+        min=0,
+        envvar="ORCHESTRATOR_CONNECT_TIMEOUT",
+        help="Seconds to keep trying a Redis that cannot be reached at start (it may be "
+        "restarting); a refused password fails at once.",
+        rich_help_panel=CONNECTION,
+    ),
+]
 MetricsHost = Annotated[
     str,
     typer.Option(

@@ -20,7 +20,15 @@ from ..client import Client
 from ..errors import ConfigurationError
 from ..worker import Worker
 from . import loading
-from .options import LogFormatOption, LogLevel, LogLevelOption, MetricsHost, Namespace, RedisUrl
+from .options import (
+    ConnectTimeout,
+    LogFormatOption,
+    LogLevel,
+    LogLevelOption,
+    MetricsHost,
+    Namespace,
+    RedisUrl,
+)
 from .reporting import reported_errors, run
 
 logger = logging.getLogger(__name__)
@@ -44,8 +52,8 @@ def plan_worker(spec: str, flags: dict[str, Any]) -> WorkerPlan:
     options.update({name: value for name, value in flags.items() if value is not None})
     if not options.get("task_queue"):
         raise ConfigurationError(
-            "no task queue: give --task-queue (or ORCHESTRATOR_TASK_QUEUE), "
-            f"or put 'task_queue' in {spec}"
+            "no task queue: give --task-queue (or ORCHESTRATOR_TASK_QUEUE), or name a dict "
+            "of Worker options holding 'task_queue' (MODULE:ATTRIBUTE)"
         )
     return WorkerPlan(options)
 
@@ -139,6 +147,7 @@ def worker_run(
     log_format: LogFormatOption = logs.LogFormat.TEXT,
     url: RedisUrl = None,
     namespace: Namespace = "default",
+    connect_timeout: ConnectTimeout = 60.0,
 ) -> None:
     """Run a worker for the workflows and activities MODULE[:ATTRIBUTE] names, until Ctrl-C.
 
@@ -163,7 +172,8 @@ def worker_run(
     logs.configure(log_level.value, log_format)
 
     async def main() -> None:
-        async with await Client.connect(url, namespace=namespace) as client:
+        client = await Client.connect(url, namespace=namespace, wait=connect_timeout)
+        async with client:
             await Worker(client, **plan.options).run()
 
     run(main())

@@ -83,6 +83,7 @@ SCHEDULES_DUE = Script.load("schedules_due")
 SCHEDULE_ADVANCE = Script.load("schedule_advance")
 SCHEDULE_ACTION_DONE = Script.load("schedule_action_done")
 SCHEDULE_UPDATE = Script.load("schedule_update")
+CONSUMER_LEAVE = Script.load("consumer_leave")
 
 ALL = (
     START_WORKFLOW,
@@ -111,6 +112,7 @@ ALL = (
     SCHEDULE_ADVANCE,
     SCHEDULE_ACTION_DONE,
     SCHEDULE_UPDATE,
+    CONSUMER_LEAVE,
 )
 
 

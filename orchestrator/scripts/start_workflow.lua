@@ -18,6 +18,7 @@
 -- KEYS[15] visibility index of the shard's runs on this task queue
 -- KEYS[16] visibility index of the shard's runs closed TERMINATED
 -- KEYS[17] counters of runs started and closed, of the shard
+-- KEYS[18] task queues runs of the shard were started on
 -- ARGV[1] workflow id
 -- ARGV[2] run id of the new run
 -- ARGV[3] workflow type
@@ -94,6 +95,7 @@ if ARGV[13] ~= '' then
 end
 append_event(KEYS[2], KEYS[3], 'WorkflowExecutionStarted', ARGV[5], now)
 index_started(vis, ARGV[1], ARGV[2], ARGV[3], ARGV[4], now)
+redis.call('SADD', KEYS[18], ARGV[4])
 if ARGV[6] ~= '' then
   append_event(KEYS[2], KEYS[3], 'WorkflowExecutionSignaled', ARGV[6], now)
 end

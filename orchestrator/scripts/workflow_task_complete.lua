@@ -119,14 +119,13 @@ end
 
 -- Cancel at once what has not started; ask a running attempt to stop (it learns
 -- of it when it heartbeats) and let it report how it ended.
-local function cancel_activity(act, stream, i)
+-- A queued attempt's stream entry stays: the worker that reads it drops it as stale.
+-- Deleting an entry no worker has read yet leaves the consumer group's lag (XINFO
+-- GROUPS, which autoscalers read) wrong for good on Redis releases before mid-2024.
+local function cancel_activity(act, _stream, i)
   append_event(run, history, 'ActivityTaskCancelRequested', ARGV[i + 2], now)
   local a = redis.call('HMGET', act, 'status', 'entry', 'seq', 'attempt')
   if a[1] == 'scheduled' or a[1] == 'backoff' then
-    if a[1] == 'scheduled' then
-      redis.call('XACK', stream, ARGV[3], a[2])
-      redis.call('XDEL', stream, a[2])
-    end
     close_activity(act, run, history, wft_stream, timers, 'ActivityTaskCanceled',
       '{"seq":' .. a[3] .. ',"attempt":' .. a[4] .. '}', now)
   elseif a[1] == 'running' then
