@@ -226,13 +226,16 @@ def _count_and_log_retry(state: RetryCallState) -> None:
 async def with_retry(call: Callable[[], Awaitable[T]], *, give_up_after: float = 300.0) -> T:
     """Run ``call``, retrying transient Redis errors with exponential backoff and jitter."""
     # The first try goes straight through: this sits on every hot path.
+    began = time.monotonic()
     try:
         result = await call()
     except TRANSIENT as exc:
         stats.failed(exc)
         logger.warning("Redis unavailable (%s); retrying", exc)
     else:
-        if stats.failing_since is not None:  # another call failed; this one got through
+        # Another call failed and this one, begun since, got through. (A long call begun
+        # before the failure proves nothing: it may have talked to Redis only at its start.)
+        if stats.failing_since is not None and began > stats.failing_since:
             stats.recovered()
         return result
     async for attempt in AsyncRetrying(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import subprocess
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from orchestrator import Client, ConfigurationError, RedisUnavailableError
+from orchestrator import Client, ConfigurationError, RedisUnavailableError, connection
 from orchestrator.connection import safe_url
 from orchestrator.devserver import free_port
 
@@ -184,3 +185,27 @@ def test_connect_waits_for_a_redis_that_comes_up(redis_server_binary: str, tmp_p
             pool.shutdown()
 
     run(main())
+
+
+def test_only_a_call_begun_during_an_outage_ends_it() -> None:
+    """Health probes read `failing_since`: a slow call that began before Redis failed
+    (a step that wrote, then slept) must not pass for proof that Redis is back."""
+    stats = connection.stats
+
+    async def slow() -> int:
+        await asyncio.sleep(0.05)
+        return 1
+
+    async def main() -> None:
+        began_before = asyncio.create_task(connection.with_retry(slow))
+        await asyncio.sleep(0.01)
+        stats.failing_since = time.monotonic()  # meanwhile, another call failed
+        await began_before
+        assert stats.failing_since is not None
+        await connection.with_retry(slow)
+        assert stats.failing_since is None
+
+    try:
+        run(main())
+    finally:
+        stats.failing_since = None
