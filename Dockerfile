@@ -6,8 +6,10 @@
 # Without arguments it runs the hello-world worker; any other `orchestrator` verb can be
 # given instead (`... orchestrator:latest metrics serve`). deploy/k8s/ runs it on Kubernetes.
 
-# Both stages must share one base: the venv's python is a symlink into it.
-ARG PYTHON_IMAGE=python:3.11-slim
+# Both stages must share one base: the venv's python is a symlink into it. The Debian
+# release is pinned so a rebuild gets the same system libraries; pin a digest
+# (python:3.11-slim-bookworm@sha256:...) for byte-for-byte rebuilds.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS builder
 
