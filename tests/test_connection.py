@@ -19,25 +19,17 @@ from orchestrator.devserver import free_port
 from helpers import run
 
 
+def server_command(binary: str, port: int, data_dir: Path, *extra: str) -> list[str]:
+    """A throwaway redis-server on loopback that keeps nothing."""
+    return [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+            "--appendonly", "no", "--dir", str(data_dir), *extra]  # fmt: skip
+
+
 @pytest.fixture
 def password_server(redis_server_binary: str, tmp_path: Path) -> Iterator[int]:
     port = free_port()
     proc = subprocess.Popen(
-        [
-            redis_server_binary,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-            "--requirepass",
-            "s3cret",
-        ],
+        server_command(redis_server_binary, port, tmp_path, "--requirepass", "s3cret"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -153,20 +145,7 @@ def test_connect_waits_for_a_redis_that_comes_up(redis_server_binary: str, tmp_p
     def start_later() -> subprocess.Popen[bytes]:
         time.sleep(1.0)
         return subprocess.Popen(
-            [
-                redis_server_binary,
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(tmp_path),
-            ],
-            stdout=subprocess.DEVNULL,
+            server_command(redis_server_binary, port, tmp_path), stdout=subprocess.DEVNULL
         )
 
     async def main() -> None:
