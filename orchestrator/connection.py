@@ -59,8 +59,10 @@ class RedisStats:
 
     errors: Counter[str] = field(default_factory=Counter)
     reconnects: int = 0
-    # When calls began to fail (monotonic), until one gets through: health probes read it.
+    # When calls began to fail (monotonic), until one gets through; and when that last
+    # happened. Health probes read both.
     failing_since: float | None = None
+    recovered_at: float | None = None
 
     def failed(self, exc: BaseException) -> None:
         self.errors[type(exc).__name__] += 1
@@ -73,6 +75,7 @@ class RedisStats:
                 "Redis answers again after %.1f s", time.monotonic() - self.failing_since
             )
             self.failing_since = None
+            self.recovered_at = time.monotonic()
 
 
 stats = RedisStats()

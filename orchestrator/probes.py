@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from prometheus_client import CollectorRegistry
@@ -26,6 +26,13 @@ logger = logging.getLogger(__name__)
 Verdict = tuple[bool, str]
 
 
+class Outage(Protocol):
+    """Since when Redis has been failing (None while it answers), and when it came back."""
+
+    failing_since: float | None
+    recovered_at: float | None
+
+
 class Health:
     """Liveness and readiness, from what the process's loops report as they go.
 
@@ -35,17 +42,14 @@ class Health:
     only add to it. Ready: setup done (scripts loaded), Redis answering (its calls
     are not failing), and not shutting down.
 
-    ``redis_down`` tells since when (monotonic) calls to Redis have been failing, or
-    None while they get through.
+    ``outage`` tells since when (monotonic) calls to Redis have been failing, or None
+    while they get through, and when they last got through again: the loops get
+    ``stale_after`` from then to step again.
     """
 
-    def __init__(
-        self,
-        stale_after: float = 60.0,
-        redis_down: Callable[[], float | None] = lambda: connection.stats.failing_since,
-    ) -> None:
+    def __init__(self, stale_after: float = 60.0, outage: Outage | None = None) -> None:
         self.stale_after = stale_after
-        self.redis_down = redis_down
+        self.outage: Outage = outage or connection.stats
         self._watched: dict[str, float] = {}
         self._waiting: set[str] = set()
         self._prepared = False
@@ -72,13 +76,14 @@ class Health:
 
     def live(self) -> Verdict:
         now = time.monotonic()
-        down_since = self.redis_down()
+        down_since = self.outage.failing_since
         if down_since is not None:
             return True, f"waiting for Redis (unreachable for {now - down_since:.0f} s)"
+        back = self.outage.recovered_at or 0.0
         stale = [
             f"{name} ({now - at:.0f} s)"
             for name, at in sorted(self._watched.items())
-            if name not in self._waiting and now - at > self.stale_after
+            if name not in self._waiting and now - max(at, back) > self.stale_after
         ]
         if stale:
             return False, "no recent step: " + ", ".join(stale)
@@ -89,7 +94,7 @@ class Health:
             return False, "shutting down"
         if not self._prepared:
             return False, "starting: scripts not loaded yet"
-        down_since = self.redis_down()
+        down_since = self.outage.failing_since
         if down_since is not None:
             return False, f"Redis unreachable for {time.monotonic() - down_since:.0f} s"
         return True, "ok"

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator import Client, RetryPolicy, WorkflowFailureError, logs, workflow
+from orchestrator.connection import RedisStats
 from orchestrator.probes import Health
 from orchestrator.queue_metrics import QueueCollector
 
@@ -287,8 +288,8 @@ def _wait_http(port: int, path: str, timeout: float = 20.0) -> None:
 
 
 def test_health_judges_loops_and_readiness() -> None:
-    down: list[float] = []
-    health = Health(stale_after=0.05, redis_down=lambda: down[0] if down else None)
+    outage = RedisStats()
+    health = Health(stale_after=0.05, outage=outage)
     assert health.ready() == (False, "starting: scripts not loaded yet")
     health.watch("activity poll")
     health.prepared()
@@ -300,13 +301,15 @@ def test_health_judges_loops_and_readiness() -> None:
     assert health.live()[0]
     health.beat("activity poll")
     time.sleep(0.1)
-    down.append(time.monotonic())  # Redis unreachable: a restart would not help
+    outage.failed(ConnectionError("down"))  # Redis unreachable: a restart would not help
     ok, reason = health.live()
     assert ok and reason.startswith("waiting for Redis")
     ok, reason = health.ready()
     assert not ok and reason.startswith("Redis unreachable")
-    down.clear()
-    assert not health.live()[0] and health.ready()[0]
+    outage.recovered()  # the loops get stale_after from now to step again
+    assert health.live()[0] and health.ready()[0]
+    time.sleep(0.1)
+    assert not health.live()[0]
     health.stopping()
     assert health.ready() == (False, "shutting down")
 

@@ -91,7 +91,7 @@ def metrics_serve(
         registry = CollectorRegistry(auto_describe=False)
         registry.register(collector)
         down = _Outage()
-        health = Health(redis_down=lambda: down.since)
+        health = Health(outage=down)
         try:
             server = ProbeServer(registry, health, host, port)
         except OSError as exc:
@@ -108,9 +108,11 @@ def metrics_serve(
 
 
 class _Outage:
-    """Since when (monotonic) Redis has not answered the exporter's pings, or None."""
+    """Since when (monotonic) Redis has not answered the exporter's pings, or None;
+    and when it last answered again."""
 
-    since: float | None = None
+    failing_since: float | None = None
+    recovered_at: float | None = None
 
 
 def _keep_pinging(client: Redis, down: _Outage, stop: threading.Event) -> None:
@@ -119,10 +121,13 @@ def _keep_pinging(client: Redis, down: _Outage, stop: threading.Event) -> None:
         try:
             client.ping()
         except TRANSIENT as exc:
-            if down.since is None:
-                down.since = time.monotonic()
+            if down.failing_since is None:
+                down.failing_since = time.monotonic()
                 logger.warning("Redis does not answer: %s", exc)
             continue
-        if down.since is not None:
-            logger.warning("Redis answers again after %.0f s", time.monotonic() - down.since)
-            down.since = None
+        if down.failing_since is not None:
+            down.recovered_at = time.monotonic()
+            logger.warning(
+                "Redis answers again after %.0f s", down.recovered_at - down.failing_since
+            )
+            down.failing_since = None
