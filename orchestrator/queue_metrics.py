@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# A scrape reports a hung Redis as down (redis_up 0) after this long, well within
+# Prometheus' scrape timeout, rather than letting the scrape itself time out.
+SCRAPE_SOCKET_TIMEOUT = 5.0
 # Worker heartbeats come every 5 s; a worker silent for longer than this is not counted.
 WORKER_ALIVE_MS = 30_000
 TASK_KINDS = ("workflow", "activity")
@@ -81,7 +84,8 @@ class QueueCollector(Collector):
     def from_client(cls, client: Client) -> QueueCollector:
         """A collector on its own blocking connection to the client's server and namespace."""
         keys = client.keys
-        return cls(connect_sync(client.url), [keys.namespace], shards={keys.namespace: keys.shards})
+        redis_ = connect_sync(client.url, socket_timeout=SCRAPE_SOCKET_TIMEOUT)
+        return cls(redis_, [keys.namespace], shards={keys.namespace: keys.shards})
 
     def describe(self) -> list[Any]:
         return []  # reading Redis to describe would make registering this block

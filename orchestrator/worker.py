@@ -33,6 +33,7 @@ from .errors import ConfigurationError
 from .keys import CONSUMER_GROUP
 from .metrics import UNREGISTERED, ActivityOutcome, WorkerMetrics, WorkflowTaskOutcome
 from .probes import Health, ProbeServer
+from .queue_metrics import QueueCollector
 from .schedules import ScheduleDriver
 from .timers import Timer
 from .workflow import WorkflowDefinition
@@ -220,9 +221,7 @@ class Worker:
         if port is None:
             return
         registry = self.metrics_registry
-        if self._queue_metrics:
-            from .queue_metrics import QueueCollector  # the exporter's, on this port too
-
+        if self._queue_metrics:  # the exporter's gauges, on this port too
             registry = CollectorRegistry(auto_describe=False)
             registry.register(_Union(self.metrics_registry))
             registry.register(QueueCollector.from_client(self.client))

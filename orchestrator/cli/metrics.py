@@ -21,7 +21,7 @@ from .. import logs
 from ..connection import TRANSIENT, connect_sync, redis_url, safe_url
 from ..errors import ConfigurationError
 from ..probes import Health, ProbeServer
-from ..queue_metrics import QueueCollector
+from ..queue_metrics import SCRAPE_SOCKET_TIMEOUT, QueueCollector
 from .options import (
     ConnectTimeout,
     LogFormatOption,
@@ -38,7 +38,6 @@ logger = logging.getLogger(__name__)
 metrics_app = typer.Typer(help="Serve Prometheus metrics.", no_args_is_help=True)
 
 PING_INTERVAL = 5.0
-SCRAPE_SOCKET_TIMEOUT = 5.0
 
 
 @metrics_app.command("serve")
@@ -82,8 +81,6 @@ def metrics_serve(
     """Serve the namespace's queue gauges on /metrics (with /healthz and /readyz) until Ctrl-C."""
     logs.configure(log_level.value, log_format)
     with reported_errors():
-        # A short socket timeout: a scrape reports a hung Redis as down (redis_up 0) in
-        # well under Prometheus' scrape timeout, instead of timing the scrape out.
         client = connect_sync(url, socket_timeout=SCRAPE_SOCKET_TIMEOUT, wait=connect_timeout)
         collector = QueueCollector(
             client, [namespace], task_queues=task_queue or (), timer_scan_limit=timer_scan_limit
