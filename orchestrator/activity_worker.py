@@ -157,10 +157,8 @@ class ActivityRunner:
         if started is None:
             return
         info = self._info(attempt, *started)
-        metrics = self.ctx.metrics
-        metrics.activity_started(
-            info.activity_type, (info.started_time_ms - attempt.queued_ms) / 1000
-        )
+        schedule_to_start = (info.started_time_ms - attempt.queued_ms) / 1000
+        self.ctx.metrics.activity_started(info.activity_type, schedule_to_start)
         log_fields = self.ctx.fields(
             workflow_id=info.workflow_id,
             run_id=info.run_id,
@@ -180,9 +178,7 @@ class ActivityRunner:
         try:
             result_json = dumps(await self._invoke(attempt, context))
         except activity.CompleteAsyncError:
-            metrics.activity_ended(
-                info.activity_type, ActivityOutcome.ASYNC, time.perf_counter() - began
-            )
+            self._ended(attempt, ActivityOutcome.ASYNC, began)
             logger.info("activity will be completed asynchronously", extra={"fields": log_fields})
             return
         except asyncio.CancelledError:

@@ -208,7 +208,6 @@ class WorkerMetrics:
     """One worker's recorder: its namespace and task queue are bound into every label set."""
 
     def __init__(self, registry: CollectorRegistry, namespace: str, task_queue: str) -> None:
-        self.registry = registry
         self._f = _families_of(registry)
         self.namespace = namespace
         self.task_queue = task_queue

@@ -39,8 +39,8 @@ logger = logging.getLogger(__name__)
 SCRAPE_SOCKET_TIMEOUT = 5.0
 # Worker heartbeats come every 5 s; a worker silent for longer than this is not counted.
 WORKER_ALIVE_MS = 30_000
-TASK_KINDS = ("workflow", "activity")
-QUEUE_LABELS = ["namespace", "task_queue", "task_kind"]
+STREAM_LABELS = ["namespace", "task_queue", "task_kind"]
+STREAM_CALLS = 3  # commands pipelined per stream: XLEN, XPENDING, XRANGE of the first entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +77,6 @@ class QueueCollector(Collector):
         self.task_queues = sorted(set(task_queues))
         self._shards = dict(shards or {})
         self.timer_scan_limit = timer_scan_limit
-        self.last_success: float | None = None
         self._unknown: set[str] = set()
 
     @classmethod
@@ -103,7 +102,6 @@ class QueueCollector(Collector):
             logger.warning("scrape could not read Redis: %s", exc)
             families, value = [], 0
         else:
-            self.last_success = time.monotonic()
             value = 1
         for namespace in self.namespaces:
             up.add_metric([namespace], value)
@@ -168,9 +166,8 @@ class QueueCollector(Collector):
         seconds, micros = self.redis.time()  # Redis's clock: entry ids and timers use it
         now_ms = int(seconds) * 1000 + int(micros) // 1000
         with self.redis.pipeline(transaction=False) as pipe:
-            for stream in streams:
+            for stream in streams:  # STREAM_CALLS of them, in _QueueFigures.add's order
                 pipe.xlen(stream.key)
-                pipe.xinfo_groups(stream.key)
                 pipe.xpending(stream.key, CONSUMER_GROUP)
                 pipe.xrange(stream.key, count=1)
             for keys in all_keys:
@@ -182,7 +179,8 @@ class QueueCollector(Collector):
                     pipe.zcard(keys.visibility(shard).open)
                     pipe.hgetall(keys.stats(shard))
             replies = pipe.execute(raise_on_error=False)
-        stream_replies, rest = replies[: 4 * len(streams)], replies[4 * len(streams) :]
+        split = STREAM_CALLS * len(streams)
+        stream_replies, rest = replies[:split], replies[split:]
         yield from _stream_families(streams, stream_replies, now_ms)
         yield from self._namespace_families(all_keys, queues, rest)
 
@@ -285,9 +283,36 @@ class _NamespaceFamilies:
         ]
 
 
+@dataclass(slots=True)
+class _QueueFigures:
+    """One task queue's figures for one kind of task, summed over its shards' streams."""
+
+    backlog: int = 0
+    lag: int = 0
+    pending: int = 0
+    oldest_age: float = 0.0
+    oldest_pending_age: float = 0.0
+
+    def add(self, length: Any, summary: Any, first: Any, now_ms: int) -> None:
+        """Add one stream's XLEN, XPENDING summary and first entry (or their errors:
+        a stream no worker has created a group for has no pending entries)."""
+        in_pel = int(summary["pending"]) if isinstance(summary, dict) else 0
+        self.backlog += _int(length)
+        # Entries leave the stream when their attempt starts, so what remains is either
+        # pending (delivered, not started) or not yet delivered. Counted here rather than
+        # read from XINFO GROUPS, whose lag some Redis releases get wrong after deletions.
+        self.lag += max(0, _int(length) - in_pel)
+        self.pending += in_pel
+        if first and not isinstance(first, Exception):
+            self.oldest_age = max(self.oldest_age, (now_ms - _entry_ms(first[0][0])) / 1000)
+        if in_pel and summary.get("min"):
+            age = (now_ms - _entry_ms(summary["min"])) / 1000
+            self.oldest_pending_age = max(self.oldest_pending_age, age)
+
+
 def _stream_families(streams: list[_Stream], replies: list[Any], now_ms: int) -> Iterator[Any]:
     def gauge(name: str, doc: str) -> GaugeMetricFamily:
-        return GaugeMetricFamily(f"{PREFIX}_task_queue_{name}", doc, labels=QUEUE_LABELS)
+        return GaugeMetricFamily(f"{PREFIX}_task_queue_{name}", doc, labels=STREAM_LABELS)
 
     backlog = gauge("backlog", "Tasks queued and not yet started (delivered to a worker or not).")
     lag = gauge("lag", "Tasks not yet delivered to any worker (the consumer group's lag).")
@@ -300,37 +325,16 @@ def _stream_families(streams: list[_Stream], replies: list[Any], now_ms: int) ->
         "Age of the oldest task delivered but not started (0 when none); a high value "
         "means a worker died holding it, until another reclaims it.",
     )
-    totals: dict[tuple[str, str, str], list[float]] = {}
+    figures: dict[tuple[str, str, str], _QueueFigures] = {}
     for i, stream in enumerate(streams):
-        length, groups, summary, first = replies[4 * i : 4 * i + 4]
-        group = _group(groups)
-        row = totals.setdefault(
-            (stream.namespace, stream.task_queue, stream.task_kind), [0, 0, 0, 0.0, 0.0]
+        labels = (stream.namespace, stream.task_queue, stream.task_kind)
+        figures.setdefault(labels, _QueueFigures()).add(
+            *replies[STREAM_CALLS * i : STREAM_CALLS * (i + 1)], now_ms
         )
-        in_pel = _int(group.get("pending")) if group else 0
-        row[0] += _int(length)
-        # Entries leave the stream when their attempt starts, so what remains is either
-        # pending (delivered, not started) or not yet delivered. Counted here rather than
-        # read from XINFO GROUPS, whose lag some Redis releases get wrong after deletions.
-        row[1] += max(0, _int(length) - in_pel)
-        row[2] += in_pel
-        if first and not isinstance(first, Exception):
-            row[3] = max(row[3], (now_ms - _entry_ms(first[0][0])) / 1000)
-        if isinstance(summary, dict) and summary.get("min"):
-            row[4] = max(row[4], (now_ms - _entry_ms(summary["min"])) / 1000)
-    for labels, (n, lagging, in_pel, age, pending_age) in totals.items():
-        backlog.add_metric(list(labels), n)
-        lag.add_metric(list(labels), lagging)
-        pending.add_metric(list(labels), in_pel)
-        oldest.add_metric(list(labels), max(0.0, age))
-        oldest_pending.add_metric(list(labels), max(0.0, pending_age))
+    for labels, f in figures.items():
+        backlog.add_metric(list(labels), f.backlog)
+        lag.add_metric(list(labels), f.lag)
+        pending.add_metric(list(labels), f.pending)
+        oldest.add_metric(list(labels), f.oldest_age)
+        oldest_pending.add_metric(list(labels), f.oldest_pending_age)
     yield from (backlog, lag, pending, oldest, oldest_pending)
-
-
-def _group(groups: Any) -> dict[str, Any] | None:
-    if isinstance(groups, Exception):
-        return None
-    for group in groups:
-        if group.get("name") == CONSUMER_GROUP:
-            return dict(group)
-    return None

@@ -223,7 +223,7 @@ class Worker:
         registry = self.metrics_registry
         if self._queue_metrics:  # the exporter's gauges, on this port too
             registry = CollectorRegistry(auto_describe=False)
-            registry.register(_Union(self.metrics_registry))
+            registry.register(self.metrics_registry)  # a registry is a collector too
             registry.register(QueueCollector.from_client(self.client))
         try:
             self._probes = ProbeServer(registry, self.health, host, port).start()
@@ -597,13 +597,3 @@ class Worker:
                     extra={"fields": self.ctx.fields()},
                 )
                 self._spawn(handler, slots, stream, entry_id, fields)
-
-
-class _Union:
-    """Collects another registry, so one port can serve it beside more collectors."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self._registry = registry
-
-    def collect(self) -> Any:
-        return self._registry.collect()

@@ -74,10 +74,13 @@ class WorkflowTaskRunner:
         queued_ms = int(entry_id.split("-", 1)[0])
         self.ctx.metrics.workflow_task_started((start_ms - queued_ms) / 1000, cached is not None)
         log_fields = self.ctx.fields(workflow_id=workflow_id, run_id=run_id, attempt=attempt)
-        workflow_type = cached.info.workflow_type if cached else self._metric_type(events)
+        log_fields["workflow_type"] = cached.info.workflow_type if cached else _type_of(events)
+        # Any client may start any type name: those this worker does not run share one
+        # metric label instead of one series each.
+        known = log_fields["workflow_type"] in self.workflows
+        workflow_type = log_fields["workflow_type"] if known else UNREGISTERED
         try:
             instance = cached or self._new_instance(workflow_id, run_id, events)
-            log_fields["workflow_type"] = workflow_type
             commands = instance.apply(events)
         except Exception as exc:  # the code could not run: fail the task, keep the run
             await self._fail(entry_id, workflow_id, run_id, exc, log_fields)
@@ -85,12 +88,6 @@ class WorkflowTaskRunner:
             return
         outcome = await self._complete(entry_id, instance, commands, log_fields)
         self._ended(workflow_type, outcome, began)
-
-    def _metric_type(self, events: list[history.Event]) -> str:
-        """The run's type as a metric label: any client may start any type name, so
-        names this worker does not run share one label instead of one series each."""
-        workflow_type = _workflow_type(events)
-        return workflow_type if workflow_type in self.workflows else UNREGISTERED
 
     def _ended(self, workflow_type: str, outcome: str | None, began: float) -> None:
         """Record how a workflow task ended (None: its completion was refused)."""
@@ -221,15 +218,14 @@ class WorkflowTaskRunner:
         if not instance.closed:
             self._remember(instance)
         elif commands:
-            self._closed(instance, commands[-1], int(reply[2]) if len(reply) > 2 else None)
+            self._closed(instance, commands[-1], int(reply[2]))
         return WorkflowTaskOutcome.COMPLETED
 
-    def _closed(self, instance: WorkflowInstance, last: Command, now_ms: int | None) -> None:
+    def _closed(self, instance: WorkflowInstance, last: Command, closed_ms: int) -> None:
         status = CLOSING_COMMANDS.get(type(last))
         if status is None:
             return
-        end_ms = now_ms if now_ms is not None else int(time.time() * 1000)
-        seconds = (end_ms - instance.started_ms) / 1000
+        seconds = (closed_ms - instance.started_ms) / 1000
         self.ctx.metrics.workflow_closed(instance.info.workflow_type, status, seconds)
 
     async def _fail(
@@ -457,7 +453,7 @@ CLOSING_COMMANDS: dict[type[Command], str] = {
 }
 
 
-def _workflow_type(events: list[history.Event]) -> str:
+def _type_of(events: list[history.Event]) -> str:
     """The run's type, from its first event (a task of a run not cached reads them all)."""
     if events and events[0]["type"] == history.WORKFLOW_EXECUTION_STARTED:
         return str(events[0]["attrs"]["workflow_type"])
